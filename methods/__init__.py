@@ -1,0 +1,38 @@
+"""Method adapters. Every distiller registers here under its name."""
+
+from __future__ import annotations
+
+from benchmark.registry import Registry
+from methods.base import Budget, DistillContext, Distiller, Pool
+
+METHODS: Registry[type[Distiller]] = Registry("method")
+
+
+def register(cls: type[Distiller], source: str = "builtin") -> type[Distiller]:
+    """Class decorator: add a Distiller subclass to the registry under its `name`."""
+    METHODS.register(cls.name, cls, source=source)
+    return cls
+
+
+def get(name: str) -> type[Distiller]:
+    _load_builtins()
+    return METHODS.get(name)
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return METHODS.names()
+
+
+_BUILTIN_MODULES: list[str] = [
+]
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+__all__ = ["METHODS", "Budget", "DistillContext", "Distiller", "Pool", "get", "names", "register"]
