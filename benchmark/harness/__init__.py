@@ -1,0 +1,1 @@
+"""The benchmark harness: grid of cells, distillation, scoring, result records, executors."""
