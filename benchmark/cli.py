@@ -12,6 +12,7 @@ from pathlib import Path
 COMMAND_MODULES = [
     "benchmark.commands.tasks",
     "benchmark.commands.data",
+    "benchmark.commands.run",
 ]
 
 

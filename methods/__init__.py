@@ -25,6 +25,7 @@ def names() -> list[str]:
 
 
 _BUILTIN_MODULES: list[str] = [
+    "methods.random", "methods.herding", "methods.kcenters", "methods.kmeans", "methods.full",
 ]
 
 

@@ -1,0 +1,238 @@
+"""Run one cell: distill once (or reuse the cached set), check the budget, train and score every run.
+
+Every outcome becomes a record: scores, a failure (error type, message, traceback tail) or a
+reason why the learner does not apply. A failure in one run never stops the other runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import methods
+import tasks
+from benchmark import PROTOCOL_VERSION, learners
+from benchmark.budget import check_set
+from benchmark.cost import measure
+from benchmark.encoder import shared_encoder
+from benchmark.harness.grid import FULL_METHOD, Cell, Run
+from benchmark.harness.provenance import provenance
+from benchmark.harness.records import ResultRecord
+from benchmark.harness.store import ResultStore
+from benchmark.harness.timeout import time_limit
+from benchmark.synthetic import SOFT_LABEL_KEY, SyntheticSet, SyntheticSetError
+from methods.base import Budget, DistillContext, Distiller, Pool
+from tasks.data import Record, Split, TaskData, _stratified_indices
+
+logger = logging.getLogger(__name__)
+
+Overwrite = str  # "never" | "failed" | "all"
+
+
+@dataclass
+class CellOutcome:
+    """Counts of what happened to the runs of one cell in this invocation."""
+
+    label: str
+    ok: int = 0
+    failed: int = 0
+    not_applicable: int = 0
+    skipped: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def needs_run(status: str | None, overwrite: Overwrite) -> bool:
+    if status is None or overwrite == "all":
+        return True
+    return overwrite == "failed" and status == "failed"
+
+
+# ---------------------------------------------------------------- inputs of a cell
+
+def limit_records(records: tuple[Record, ...], limit: int | None, task: tasks.TaskSpec) -> tuple[Record, ...]:
+    """A fixed subsample (seed 0, stratified by label where the task has labels), in original order."""
+    if limit is None or limit >= len(records):
+        return records
+    rng = np.random.default_rng(0)
+    if task.label_field:
+        chosen = _stratified_indices(list(records), task.label_field, limit, rng)
+    else:
+        chosen = set(rng.permutation(len(records))[:limit].tolist())
+    return tuple(r for i, r in enumerate(records) if i in chosen)
+
+
+def cell_inputs(cell: Cell, data: TaskData) -> tuple[Pool, Split, dict[str, Split]]:
+    task = data.task
+    pool_records = limit_records(data.pool.records, cell.pool_limit, task)
+    pool = Pool(task, pool_records, fingerprint=f"{data.fingerprint}:{cell.pool_limit}")
+    test = Split("test", limit_records(data.test.records, cell.test_limit, task), data.test.origin)
+    extra = {name: Split(name, split.records[: cell.extra_eval_limit], split.origin)
+             for name, split in data.extra.items()}
+    return pool, test, extra
+
+
+def resolve_method(cell: Cell) -> type[Distiller]:
+    if cell.method_path and cell.method not in methods.METHODS:
+        module_name, _, class_name = cell.method_path.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        methods.register(cls, source=f"path:{cell.method_path}")
+    return methods.get(cell.method)
+
+
+# ---------------------------------------------------------------- distillation
+
+def distill_context(cell: Cell, task: tasks.TaskSpec) -> DistillContext:
+    encoder = shared_encoder(max_length=min(task.max_length, 256))
+    return DistillContext(seed=cell.distill_seed, logger=logging.getLogger(f"methods.{cell.method}"),
+                          embed=encoder.encode, tier=cell.tier)
+
+
+def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool: Pool,
+               data: TaskData) -> tuple[SyntheticSet, dict[str, float], Path]:
+    """Load the cell's cached set, or distill it under the time limit and save it."""
+    task = data.task
+    set_dir = store.set_dir(cell.task, cell.method, cell.distill_hash(data.fingerprint))
+    if (set_dir / "manifest.json").exists():
+        try:
+            synthetic = SyntheticSet.load(set_dir)
+            logger.debug("%s: reusing distilled set %s", cell.label, set_dir)
+            return synthetic, synthetic.manifest.get("distill_cost", {}), set_dir
+        except (SyntheticSetError, OSError, ValueError) as error:
+            logger.warning("%s: cached set %s is unreadable (%s); distilling again", cell.label, set_dir, error)
+
+    method = method_cls.for_tier(cell.tier, **dict(cell.method_params))
+    budget = Budget(cell.budget or 0, task.budget_unit)
+    context = distill_context(cell, task)
+    with measure() as cost, time_limit(cell.distill_timeout_s, f"method {cell.method!r} on {cell.label}"):
+        synthetic = method.distill(pool, budget, cell.distill_seed, context)
+    if not isinstance(synthetic, SyntheticSet):
+        raise TypeError(f"method {cell.method!r} returned {type(synthetic).__name__}; "
+                        f"distill() must return a SyntheticSet")
+    synthetic.manifest.update(task=cell.task, budget=cell.budget, budget_unit=task.budget_unit,
+                              seed=cell.distill_seed, tier=cell.tier, distill_cost=cost.to_dict(),
+                              hyperparameters=method.get_params(), label_field=task.label_field)
+    if cell.budget is not None:
+        stats = check_set(synthetic, task, budget, cell.method)
+        synthetic.manifest["stats"] = dataclasses.asdict(stats)
+    synthetic.save(set_dir)
+    return synthetic, cost.to_dict(), set_dir
+
+
+def standard_view(synthetic: SyntheticSet) -> SyntheticSet:
+    """The set as the standard track sees it: hard labels only, no extras."""
+    if synthetic.form == "text":
+        records = [{k: v for k, v in r.items() if k != SOFT_LABEL_KEY} for r in synthetic.records]
+        return dataclasses.replace(synthetic, records=records, extras={})
+    tensors = {k: v for k, v in synthetic.tensors.items() if k != "soft_labels"}
+    return dataclasses.replace(synthetic, tensors=tensors, extras={})
+
+
+# ---------------------------------------------------------------- records
+
+def base_record(cell: Cell, run: Run, task: tasks.TaskSpec, method_cls: type[Distiller] | None,
+                recipe_id: str, fingerprint: str) -> dict[str, Any]:
+    return dict(
+        suite=cell.suite, task=cell.task, task_family=task.family, main_score=task.main_score,
+        method=cell.method, method_category=method_cls.category if method_cls else "unknown",
+        budget=cell.budget, budget_unit=task.budget_unit, distill_seed=cell.distill_seed,
+        learner=run.learner, recipe_id=recipe_id, train_seed=run.train_seed, track=run.track,
+        protocol_version=PROTOCOL_VERSION,
+        config=cell.config() | {"task_fingerprint": fingerprint},
+        provenance=provenance() | {"dataset_fingerprint": fingerprint},
+    )
+
+
+def error_info(error: BaseException) -> dict[str, str]:
+    tail = "".join(traceback.format_exception(error)).strip().splitlines()[-15:]
+    return {"type": type(error).__name__, "message": str(error), "traceback_tail": "\n".join(tail)}
+
+
+def set_summary(synthetic: SyntheticSet, set_dir: Path, method_cls: type[Distiller]) -> dict[str, Any]:
+    stats = synthetic.manifest.get("stats", {})
+    return {"hash": synthetic.content_hash(), "size": len(synthetic), "form": synthetic.form,
+            "backbone": synthetic.backbone, "distill_backbone": (method_cls.requires or (None,))[0],
+            "tokens": stats.get("tokens"), "bytes": stats.get("bytes"), "path": str(set_dir)}
+
+
+def recipe_id_for(learner_name: str, tier: str) -> str:
+    try:
+        return learners.get(learner_name).recipe_for(tier).recipe_id
+    except (KeyError, learners.NotApplicableError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------- scoring
+
+def score_run(cell: Cell, run: Run, synthetic: SyntheticSet, task: tasks.TaskSpec, test: Split,
+              extra: dict[str, Split]) -> dict[str, Any]:
+    """Train `run.learner` on the set and score it; returns the record fields that vary by outcome."""
+    learner_cls = learners.get(run.learner)
+    train_set = synthetic if run.track == "native" else standard_view(synthetic)
+    reason = learner_cls.applicability(task, train_set)
+    if reason:
+        return {"status": "not_applicable", "reason": reason}
+    learner = learner_cls(task, learner_cls.recipe_for(cell.tier))
+    what = f"learner {run.learner!r} (train seed {run.train_seed}) on {cell.label}"
+    with time_limit(cell.train_timeout_s, what):
+        report = learner.fit(train_set, run.train_seed, full_data=cell.method == FULL_METHOD,
+                             native=run.track == "native")
+        scores = learner.evaluate(test)
+        extra_scores = {name: learner.evaluate(split) for name, split in extra.items()}
+    return {"status": "ok", "scores": scores, "extra_scores": extra_scores, "train_cost": report.to_dict()}
+
+
+def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> CellOutcome:
+    """Distill and score one cell, writing each record as soon as it exists."""
+    store = ResultStore(Path(results_dir), cell.suite)
+    outcome = CellOutcome(cell.label)
+    pending = [run for run in cell.runs if needs_run(store.status(cell.record_key(run)), overwrite)]
+    outcome.skipped = len(cell.runs) - len(pending)
+    if not pending:
+        return outcome
+
+    logger.info("cell %s start: %d runs to do, %d already recorded", cell.label, len(pending), outcome.skipped)
+    data = tasks.load(cell.task)
+    task = data.task
+    pool, test, extra = cell_inputs(cell, data)
+    method_cls: type[Distiller] | None = None
+    try:
+        method_cls = resolve_method(cell)
+        synthetic, distill_cost, set_dir = obtain_set(cell, store, method_cls, pool, data)
+    except Exception as error:  # a broken method fails its own cell only
+        logger.error("%s: distillation failed: %s: %s", cell.label, type(error).__name__, error)
+        for run in pending:
+            fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
+            store.write(ResultRecord(**fields, status="failed", error=error_info(error)))
+            outcome.failed += 1
+        outcome.failures.append(f"{cell.label}: {type(error).__name__}: {error}")
+        return outcome
+
+    summary = set_summary(synthetic, set_dir, method_cls)
+    for run in pending:
+        fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
+        fields.update(synthetic_set=summary, distill_cost=distill_cost)
+        try:
+            fields.update(score_run(cell, run, synthetic, task, test, extra))
+        except Exception as error:  # one learner's failure must not stop the others
+            logger.error("%s: %s (seed %d, %s) failed: %s: %s", cell.label, run.learner, run.train_seed,
+                         run.track, type(error).__name__, error)
+            fields.update(status="failed", error=error_info(error))
+            outcome.failures.append(f"{cell.label} {run.learner}: {type(error).__name__}: {error}")
+        store.write(ResultRecord(**fields))
+        status = fields["status"]
+        if status == "ok":
+            outcome.ok += 1
+            outcome.scores[f"{run.learner}/t{run.train_seed}/{run.track}"] = fields["scores"][task.main_score]
+        elif status == "failed":
+            outcome.failed += 1
+        else:
+            outcome.not_applicable += 1
+    return outcome
