@@ -12,7 +12,12 @@ from pathlib import Path
 COMMAND_MODULES = [
     "benchmark.commands.tasks",
     "benchmark.commands.data",
+    "benchmark.commands.methods",
+    "benchmark.commands.leaderboard",
     "benchmark.commands.run",
+    "benchmark.commands.validate_method",
+    "benchmark.commands.evaluate_set",
+    "benchmark.commands.submit",
 ]
 
 

@@ -34,6 +34,21 @@ def _load_builtins() -> None:
 
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
+    _load_plugins()
+
+
+_plugins_scanned = False
+
+
+def _load_plugins() -> None:
+    """Register the adapters of installed packages (entry-point group `tddbench.methods`), once per process."""
+    global _plugins_scanned
+    if _plugins_scanned:
+        return
+    _plugins_scanned = True
+    from benchmark.plugins import register_entry_points
+
+    register_entry_points(METHODS)
 
 
 __all__ = ["METHODS", "Budget", "DistillContext", "Distiller", "Pool", "get", "names", "register"]

@@ -15,10 +15,12 @@ def herd(points: np.ndarray, count: int) -> np.ndarray:
     Step t picks the unpicked row x that minimizes ||mean - (sum of picked + x) / t||. Ties go to
     the lowest position, so the result is deterministic.
     """
-    points = np.asarray(points, dtype=np.float64)
+    # float32 products halve the memory traffic of the one matrix-vector product per step; the
+    # running sums stay in float64.
+    points = np.ascontiguousarray(points, dtype=np.float32)
     size = points.shape[0]
-    mean = points.mean(axis=0)
-    squared_norms = np.einsum("ij,ij->i", points, points)
+    mean = points.mean(axis=0, dtype=np.float64)
+    squared_norms = np.einsum("ij,ij->i", points, points, dtype=np.float64)
     picked_sum = np.zeros_like(mean)
     available = np.ones(size, dtype=bool)
     order = np.empty(count, dtype=np.int64)
@@ -27,7 +29,7 @@ def herd(points: np.ndarray, count: int) -> np.ndarray:
         # ||t*mean - picked_sum - x||^2 = ||x||^2 - 2 x.residual + ||residual||^2, and the last
         # term is the same for every candidate, so it is left out of the comparison.
         residual = step * mean - picked_sum
-        scores = squared_norms - 2.0 * (points @ residual)
+        scores = squared_norms - 2.0 * (points @ residual.astype(np.float32))
         scores[~available] = np.inf
         best = int(np.argmin(scores))
         order[step - 1] = best

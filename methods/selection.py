@@ -1,8 +1,8 @@
 """Shared machinery of the selection baselines: budget groups, and copying the chosen pool rows.
 
 A selection baseline keeps real rows of the pool. Under a per-class budget it picks within each
-class, and under a total budget it picks over the whole pool. A group that holds no more rows than
-its quota is kept whole, so every baseline returns exactly the budget wherever the pool allows it.
+class, and under a total budget it picks over the whole pool. A group with no more rows than its
+quota is kept whole, so every baseline returns exactly the budget wherever the pool allows it.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class SelectionDistiller(Distiller):
                rng: np.random.Generator) -> np.ndarray:
         """Return `count` distinct positions in 0..size-1, in the order they were picked.
 
-        `points` [size, d] holds the group's sentence embeddings, or is None for a method that sets
+        `points` [size, d] contains the group's sentence embeddings, or is None for a method that sets
         `uses_embeddings = False`. It is only called with 0 < count < size.
         """
 

@@ -86,7 +86,7 @@ def record_key(suite: str, task: str, method: str, budget: int | None, distill_s
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON to a temporary file beside `path`, flush it to disk, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    handle, staging = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(payload, stream, indent=2, sort_keys=True, default=str)

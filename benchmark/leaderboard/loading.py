@@ -50,7 +50,7 @@ class LoadResult:
 def find_record_files(results_dir: Path) -> list[Path]:
     """Return every `records/*.json` file at any depth below `results_dir`, sorted by path.
 
-    Hidden files are skipped because the atomic record writer stages its output as `.tmp-*.json`.
+    Hidden files, such as the staging files of the atomic record writer, are skipped.
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -80,8 +80,8 @@ def read_record(path: Path) -> ResultRecord:
 def load_records(results_dir: Path) -> LoadResult:
     """Read every record below `results_dir`; raise NoRecordsError when there is none.
 
-    A rerun of the same cell writes a second file with the same record key, recipe and protocol;
-    the newest one (by `created_at`) is kept and each dropped duplicate is reported as a warning.
+    A rerun of the same cell writes a second file with the same record key, recipe and protocol.
+    The newest one (by `created_at`) is kept, and each ignored duplicate is reported as a warning.
     """
     results_dir = Path(results_dir)
     paths = find_record_files(results_dir)
@@ -94,13 +94,13 @@ def load_records(results_dir: Path) -> LoadResult:
     for path in paths:
         loaded = LoadedRecord(read_record(path), path)
         identity = (loaded.record.key, loaded.record.recipe_id, loaded.record.protocol_version)
-        kept = newest.get(identity)
-        if kept is None:
+        current = newest.get(identity)
+        if current is None:
             newest[identity] = loaded
             continue
         # ISO-8601 UTC timestamps in one format sort as strings; ties keep the later path.
-        if loaded.record.created_at >= kept.record.created_at:
-            newest[identity], dropped = loaded, kept
+        if loaded.record.created_at >= current.record.created_at:
+            newest[identity], dropped = loaded, current
         else:
             dropped = loaded
         message = (f"duplicate record {identity[0]} (recipe {identity[1]}, protocol {identity[2]}): "

@@ -18,7 +18,7 @@ LOWER_IS_BETTER_METRICS = frozenset({"nll", "perplexity", "loss"})
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of `metric` is the better one."""
+    """Return True when a larger value of `metric` is better (False for nll, perplexity, loss)."""
     return metric not in LOWER_IS_BETTER_METRICS
 
 
@@ -65,5 +65,5 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
 
 
 def intervals_overlap(first: tuple[float, float], second: tuple[float, float]) -> bool:
-    """Whether two closed intervals share at least one point (touching ends count as overlap)."""
+    """Return True when two closed intervals share a point; touching ends count as overlap."""
     return first[0] <= second[1] and second[0] <= first[1]

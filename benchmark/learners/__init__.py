@@ -17,6 +17,10 @@ def register(cls: type[Learner]) -> type[Learner]:
 
 
 _BUILTIN_MODULES: list[str] = [
+    "benchmark.learners.tfidf", "benchmark.learners.probe", "benchmark.learners.textcnn",
+    "benchmark.learners.finetune",
+    "benchmark.learners.sft",
+    "benchmark.learners.paper",
 ]
 
 

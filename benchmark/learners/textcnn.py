@@ -68,8 +68,8 @@ def _glove_table() -> torch.Tensor:
     return torch.from_numpy(load_glove().vectors)
 
 
-def vectors_from_ids(ids: Sequence[Sequence[int]], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Word vectors [n, L, 50] and float mask [n, L] of id lists, padded with zeros to `length` (default: longest, at least 1)."""
+def pad_ids(ids: Sequence[Sequence[int]], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GloVe row ids [n, L] int64 and float mask [n, L] of id lists, padded to `length` (default: longest, at least 1)."""
     length = length if length is not None else max([len(row) for row in ids] + [1])
     index = torch.zeros(len(ids), length, dtype=torch.int64)
     mask = torch.zeros(len(ids), length, dtype=torch.float32)
@@ -77,7 +77,20 @@ def vectors_from_ids(ids: Sequence[Sequence[int]], length: int | None = None) ->
         row = list(row)[:length]
         index[i, :len(row)] = torch.tensor(row, dtype=torch.int64)
         mask[i, :len(row)] = 1.0
+    return index, mask
+
+
+def vectors_from_ids(ids: Sequence[Sequence[int]], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word vectors [n, L, 50] and float mask [n, L] of id lists, padded as in `pad_ids`."""
+    index, mask = pad_ids(ids, length)
     return _glove_table()[index], mask
+
+
+def trim_padding(vectors: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop trailing positions that are masked in every row of the batch (TextCNN output does not change)."""
+    used = torch.nonzero(mask.sum(0) > 0)
+    length = int(used.max()) + 1 if len(used) else 1
+    return vectors[:, :length], mask[:, :length]
 
 
 def glove_tokenize(texts: Sequence[str], max_length: int, *,
@@ -95,8 +108,9 @@ def glove_tokenize(texts: Sequence[str], max_length: int, *,
 class TextCNN(nn.Module):
     """Kim's CNN: parallel 1-D convolutions, ReLU, max-over-time pooling, dropout and a linear head.
 
-    `forward(vectors [B, L, D], mask [B, L]) -> logits [B, num_classes]`. A window counts in the
-    pooling when its first token is unmasked; inputs shorter than the widest filter are zero-padded.
+    `forward(vectors [B, L, D], mask [B, L]) -> logits [B, num_classes]`. Every unmasked position
+    starts one window per filter; windows that run past the end of the input read zeros, so the
+    logits of a row do not depend on how much padding its batch adds.
     """
 
     def __init__(self, num_classes: int, embedding_dim: int = GLOVE_DIM,
@@ -111,15 +125,14 @@ class TextCNN(nn.Module):
         if mask is None:
             mask = torch.ones(vectors.shape[:2], dtype=vectors.dtype, device=vectors.device)
         mask = mask.to(vectors.dtype)
-        shortfall = max(self.filter_sizes) - vectors.shape[1]
-        if shortfall > 0:
-            vectors = nn.functional.pad(vectors, (0, 0, 0, shortfall))
-            mask = nn.functional.pad(mask, (0, shortfall))
-        inputs = (vectors * mask.unsqueeze(-1)).transpose(1, 2)  # [B, D, L] for Conv1d
+        extra = max(self.filter_sizes) - 1
+        vectors = nn.functional.pad(vectors * mask.unsqueeze(-1), (0, 0, 0, extra))
+        mask = nn.functional.pad(mask, (0, extra))
+        inputs = vectors.transpose(1, 2)  # [B, D, L + extra] for Conv1d
 
         pooled = []
         for conv in self.convs:
-            features = torch.relu(conv(inputs))  # [B, F, L - size + 1]
+            features = torch.relu(conv(inputs))  # [B, F, L + extra - size + 1], at least L positions
             valid = mask[:, :features.shape[-1]].unsqueeze(1)
             # After ReLU every value is >= 0, so zeroing invalid windows leaves the max over valid ones.
             pooled.append((features * valid).amax(dim=-1))
@@ -139,7 +152,7 @@ class TextCNNLearner(Learner):
     """TextCNN on frozen GloVe-50d vectors; text sets and GloVe-space embedding sets ([n, L, 50] plus mask).
 
     Under `native` it trains on the set's soft labels and, when the set carries learned per-step
-    learning rates (`lrs`), runs len(lrs) plain SGD steps with those rates instead of the recipe.
+    learning rates (`lrs`), runs len(lrs) full-batch plain SGD steps with those rates instead of the recipe.
     """
 
     name = "textcnn-glove"
@@ -174,14 +187,20 @@ class TextCNNLearner(Learner):
         """Tokens kept per text: the recipe's cap, lowered to the task's own cap."""
         return min(self.recipe.max_length, self.task.max_length)
 
-    def _inputs(self, synthetic: SyntheticSet) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rows(self, synthetic: SyntheticSet) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(GloVe ids [n, L] or vectors [n, L, 50], mask [n, L], whether the first are ids).
+
+        Text sets stay as ids, so a pool of tens of thousands of rows takes megabytes, not a
+        gigabyte of vectors; batches look their vectors up when they are drawn.
+        """
         if synthetic.form == "embeddings":
             vectors = synthetic.tensors["inputs"].detach().to(torch.float32)
             mask = synthetic.tensors.get("attention_mask")
             mask = torch.ones(vectors.shape[:2]) if mask is None else mask.detach().to(torch.float32)
-            return vectors, mask
+            return vectors, mask, False
         texts = [joined_text(self.task, record) for record in synthetic.records]
-        return glove_tokenize(texts, self.max_length)
+        index, mask = pad_ids(glove_ids(texts, self.max_length))
+        return index, mask, True
 
     def fit(self, train: SyntheticSet, seed: int, *, full_data: bool = False,
             native: bool = False) -> TrainReport:
@@ -195,35 +214,38 @@ class TextCNNLearner(Learner):
 
         with measure() as cost:
             generator = seed_everything(seed)
-            vectors, mask = self._inputs(train)
+            rows, mask, are_ids = self._rows(train)
             targets = label_targets(train, self.task.num_classes, use_soft=native,
                                     label_field=self.task.label_field)
             model = TextCNN(self.task.num_classes, filter_sizes=recipe.option("filter_sizes", FILTER_SIZES),
                             num_filters=recipe.option("num_filters", 100), dropout=recipe.option("dropout", 0.5))
             if lrs is not None:
-                # Learned rates are made for plain gradient steps (the unrolled inner loop of the
-                # distiller), so Adam, weight decay, clipping and the schedule do not apply.
+                # Learned rates belong to the distiller's unrolled inner loop: plain SGD steps on the
+                # whole set. Adam, weight decay, clipping, the schedule and batching do not apply.
                 optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-                scheduler, max_norm = None, None
+                scheduler, max_norm, batch_size = None, None, len(train)
             else:
                 optimizer = make_optimizer(model.parameters(), recipe)
                 scheduler, max_norm = make_scheduler(optimizer, recipe, steps), recipe.grad_clip
+                batch_size = recipe.batch_size
 
             model.train()
             losses, tokens = [], 0
-            for step, index in enumerate(batch_indices(len(train), recipe.batch_size, steps, generator)):
+            for step, index in enumerate(batch_indices(len(train), batch_size, steps, generator)):
                 if lrs is not None:
                     for group in optimizer.param_groups:
                         group["lr"] = float(lrs[step])
-                loss = soft_cross_entropy(model(vectors[index], mask[index]), targets[index])
+                vectors = _glove_table()[rows[index]] if are_ids else rows[index]
+                vectors, batch_mask = trim_padding(vectors, mask[index])
+                loss = soft_cross_entropy(model(vectors, batch_mask), targets[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip_gradients(model.parameters(), max_norm)
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                losses.append(float(loss))
-                tokens += int(mask[index].sum())
+                losses.append(loss.item())
+                tokens += int(batch_mask.sum())
 
         self.model = model.eval()
         logger.info("%s: trained in %.1f s, final loss %.4f", self.name, cost.wall_time_s, losses[-1] if losses else float("nan"))

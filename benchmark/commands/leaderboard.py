@@ -1,0 +1,32 @@
+"""`tddbench leaderboard`: rebuild tables, plots and the HTML page from result records."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from benchmark.leaderboard import NoRecordsError, RecordFileError, build_leaderboard
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="build LEADERBOARD.md, CSV, JSON, plots and index.html from result records")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"),
+                        help="folder searched recursively for records/*.json (default: results/)")
+    parser.add_argument("--output", type=Path, default=Path("leaderboard"),
+                        help="folder the leaderboard files are written to (default: leaderboard/)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        summary = build_leaderboard(args.results_dir, args.output)
+    except (NoRecordsError, RecordFileError) as error:
+        print(f"tddbench leaderboard: {error}", file=sys.stderr)
+        return 1
+    print(summary.paragraph())
+    return 0

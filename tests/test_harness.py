@@ -1,0 +1,183 @@
+"""The harness end to end on real data: smoke suite, resume after SIGKILL, failure isolation, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.harness.grid import expand
+from benchmark.harness.records import ResultRecord
+from benchmark.harness.runner import build_cells, run_suite
+from benchmark.harness.suite import SuiteError, load_suite, parse_suite
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def records(results: Path, suite: str = "smoke") -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((results / suite / "records").glob("*.json"))}
+
+
+def smoke_keys() -> set[str]:
+    return {cell.record_key(run) for cell in build_cells(load_suite("smoke")) for run in cell.runs}
+
+
+def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_grid_expands_cells_and_runs():
+    suite = load_suite("smoke")
+    cells = build_cells(suite)
+    # random has 2 draws, herding 1, full 1 (no budget): 4 cells of 2 learners each
+    assert [c.label for c in cells] == ["sst2/random/b2/d0", "sst2/random/b2/d1", "sst2/herding/b2/d0",
+                                        "sst2/full/full/d0"]
+    assert all(len(c.runs) == 2 for c in cells)
+
+
+def test_task_override_applies():
+    suite = load_suite("quick")
+    cells = [c for c in build_cells(suite) if c.task == "xquad_en"]
+    assert {c.method for c in cells} == {"random", "kmeans", "full"}
+    assert all(run.learner == "minilm-finetune" for c in cells for run in c.runs)
+
+
+def test_suite_rejects_unknown_field():
+    with pytest.raises(SuiteError, match=r"unknown field\(s\) \['learner'\]"):
+        parse_suite({"name": "x", "tier": "smoke", "tasks": ["sst2"], "methods": ["random"],
+                     "learners": ["tfidf-logreg"], "learner": "x"}, "x.yaml")
+
+
+def test_suite_unknown_name_lists_known():
+    with pytest.raises(SuiteError, match=r"suite 'quik' not found; known suites: .*quick"):
+        load_suite("quik")
+
+
+def test_unknown_method_fails_before_compute(tmp_path):
+    suite = load_suite("smoke").replace(methods=("randon",))
+    with pytest.raises(KeyError, match=r"unknown method 'randon'; did you mean 'random'"):
+        run_suite(suite, str(tmp_path))
+
+
+def test_smoke_suite_end_to_end(tmp_path):
+    summary = run_suite(load_suite("smoke"), str(tmp_path))
+    assert summary.failed == 0
+    found = records(tmp_path)
+    assert set(found) == smoke_keys()
+    for data in found.values():
+        record = ResultRecord.from_dict(data)
+        assert record.status == "ok"
+        assert 0.0 <= record.scores["accuracy"] <= 1.0
+        assert record.provenance["dataset_fingerprint"]
+        assert record.provenance["packages"]["torch"]
+        assert record.train_cost["wall_time_s"] > 0
+        assert record.synthetic_set["hash"]
+        if record.method != "full":
+            assert record.synthetic_set["size"] == 4  # 2 per class x 2 classes
+    # Full data beats two examples per class on the TF-IDF learner.
+    full = found["sst2__full__full__d0__tfidf-logreg__t0__standard"]["scores"]["accuracy"]
+    random = found["sst2__random__b2__d0__tfidf-logreg__t0__standard"]["scores"]["accuracy"]
+    assert full > random
+
+    # Rerun: everything is skipped, no file changes.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "records").glob("*.json")}
+    again = run_suite(load_suite("smoke"), str(tmp_path))
+    assert again.skipped == len(before) and again.ok == 0
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "records").glob("*.json")}
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--suite", "smoke", "--results-dir", str(tmp_path)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records_dir = tmp_path / "smoke" / "records"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and len(list(records_dir.glob("*.json"))) < 3:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = set(records(tmp_path))
+    assert 0 < len(partial) < len(smoke_keys())
+
+    result = run_cli("run", "--suite", "smoke", "--results-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = records(tmp_path)
+    assert set(final) == smoke_keys()
+    assert all(r["status"] == "ok" for r in final.values())
+    assert not list(records_dir.glob(".tmp-*.json"))
+    assert f"{len(partial)} already recorded" in result.stdout
+
+
+def failure_suite(tmp_path: Path) -> Path:
+    raw = load_suite("smoke").to_dict() | {
+        "name": "failing", "methods": ["random", "test-raises", "test-hangs", "test-over-budget"],
+        "learners": ["tfidf-logreg"], "random_seeds": None, "distill_timeout_s": 3,
+    }
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump({k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items()}))
+    return path
+
+
+def test_raising_and_hanging_methods_become_failure_records(tmp_path):
+    suite_path = failure_suite(tmp_path)
+    paths = ["tests.broken_methods:RaisingDistiller", "tests.broken_methods:HangingDistiller",
+             "tests.broken_methods:OverBudgetDistiller"]
+    args = ["run", "--suite", str(suite_path), "--results-dir", str(tmp_path / "out")]
+    for path in paths:
+        args += ["--method-path", path]
+    result = run_cli(*args)
+    assert result.returncode == 1
+    found = records(tmp_path / "out", "failing")
+    by_method = {r["method"]: r for r in found.values()}
+    assert by_method["random"]["status"] == "ok"
+    assert by_method["test-raises"]["status"] == "failed"
+    assert by_method["test-raises"]["error"]["type"] == "RuntimeError"
+    assert "deliberate failure" in by_method["test-raises"]["error"]["message"]
+    assert by_method["test-hangs"]["status"] == "failed"
+    assert by_method["test-hangs"]["error"]["type"] == "CellTimeoutError"
+    assert "time limit of 3 s" in by_method["test-hangs"]["error"]["message"]
+    assert by_method["test-over-budget"]["status"] == "failed"
+    assert by_method["test-over-budget"]["error"]["type"] == "BudgetError"
+    assert "FAILED sst2/test-raises/b2/d0" in result.stdout
+
+    # --overwrite failed retries only the failed records.
+    before = {k: v["created_at"] for k, v in found.items()}
+    time.sleep(1.1)
+    retry = run_cli(*args, "--overwrite", "failed", "--methods", "random,test-raises")
+    assert retry.returncode == 1
+    after = records(tmp_path / "out", "failing")
+    random_key = next(k for k, v in after.items() if v["method"] == "random")
+    raises_key = next(k for k, v in after.items() if v["method"] == "test-raises")
+    assert after[random_key]["created_at"] == before[random_key]
+    assert after[raises_key]["created_at"] != before[raises_key]
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local(tmp_path):
+    local = tmp_path / "local"
+    remote = tmp_path / "ray"
+    suite = load_suite("smoke").replace(methods=("random", "herding"), random_seeds=(0,))
+    run_suite(suite, str(local))
+    summary = run_suite(suite, str(remote), executor="ray", workers=2)
+    assert summary.failed == 0
+    local_scores = {k: v["scores"] for k, v in records(local).items()}
+    ray_scores = {k: v["scores"] for k, v in records(remote).items()}
+    assert local_scores and local_scores == ray_scores
+
+
+def test_process_executor_matches_local(tmp_path):
+    suite = load_suite("smoke").replace(methods=("random",), random_seeds=(0,), learners=("tfidf-logreg",))
+    run_suite(suite, str(tmp_path / "local"))
+    run_suite(suite, str(tmp_path / "process"), executor="process", workers=2)
+    local = {k: v["scores"] for k, v in records(tmp_path / "local").items()}
+    process = {k: v["scores"] for k, v in records(tmp_path / "process").items()}
+    assert local and local == process
