@@ -3,9 +3,9 @@
 Texts are compared after normalization (lower case, punctuation removed, whitespace collapsed).
 Two measures per reference split: the share of synthetic examples equal to a reference example,
 and the share that shares at least one word n-gram (n = 8 by default) with a reference example.
-Against the test split the audit counts only test content that is absent from the train pool, so
-copying pool rows (which every selection baseline does) is never counted as test contamination,
-even where a dataset's test split repeats pool text. A set is flagged when either test share
+Against the test split the audit counts only test content that is absent from the train pool.
+Copying pool rows, which every selection baseline does, is therefore never counted as test
+contamination, even where a dataset's test split repeats pool text. A set is flagged when either test share
 exceeds the threshold (0 by default: one contaminated example flags it).
 """
 
@@ -38,7 +38,7 @@ def normalize(text: str) -> str:
 
 
 def record_text(task: TaskSpec, record: Record) -> str:
-    """The text of a record that the audit compares: its input fields, plus the target when it is text."""
+    """Return the text the audit compares: the input fields, plus the target when it is a string."""
     text = joined_text(task, record)
     target = record.get(task.target_field) if task.target_field else None
     return f"{text}\n{target}" if isinstance(target, str) else text
@@ -114,8 +114,8 @@ class TaskIndex:
     test_rows_in_pool: int
 
 
-# Keyed by the TaskData object (immutable; tasks.load returns one per task and process), which the
-# entry also holds, so its id cannot be reused by another object while the entry exists.
+# Keyed by the id of the TaskData object, which is immutable and returned once per task by
+# tasks.load. Each entry keeps a reference to that object, so the id cannot be reused meanwhile.
 _INDEX_CACHE: dict[tuple[int, int], tuple[TaskData, TaskIndex]] = {}
 _INDEX_CACHE_SIZE = 4
 

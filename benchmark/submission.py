@@ -56,14 +56,15 @@ def record_files(root: Path) -> list[Path]:
 
 
 def set_location(record_path: Path, record: dict[str, Any]) -> Path | None:
-    """Folder of the set a record scored: in the store layout beside its records folder, else its stored path."""
+    """Folder of the set a record scored, in the store layout beside the record's `records` folder.
+
+    Only this location is used, never the absolute path stored in the record, so a copied results
+    directory or a bundle is checked against its own sets.
+    """
     stored = (record.get("synthetic_set") or {}).get("path")
     if not stored:
         return None
-    beside = record_path.parent.parent / "sets" / record["task"] / record["method"] / Path(stored).name
-    if (beside / MANIFEST).exists():
-        return beside
-    return Path(stored)
+    return record_path.parent.parent / "sets" / record["task"] / record["method"] / Path(stored).name
 
 
 # ---------------------------------------------------------------- verification

@@ -18,6 +18,7 @@ class FullData(Distiller):
 
     name = "full"
     category = "reference"
+    form = "text"
     tracks = ("standard", "native")
     families = ("classification", "nli", "qa", "instruction")
     citation = "Upper bound used throughout dataset distillation: training on the whole train set."

@@ -45,7 +45,8 @@ class Herding(SelectionDistiller):
     name = "herding"
     requires = (MINILM,)
     citation = ("Welling 2009, Herding Dynamical Weights to Learn, ICML. Chen, Welling and Smola 2010, "
-                "Super-Samples from Kernel Herding, UAI.")
+                "Super-Samples from Kernel Herding, UAI. Used as a baseline in Cui et al. 2022, "
+                "DC-BENCH: Dataset Condensation Benchmark, NeurIPS Datasets and Benchmarks.")
     description = """
         Keeps real pool rows chosen by greedy herding: within each class (or over the whole pool
         for total budgets) it repeatedly adds the row that brings the mean of the chosen sentence

@@ -49,6 +49,7 @@ class SelectionDistiller(Distiller):
     """A baseline that keeps real pool rows. Subclasses pick `count` distinct rows of one group."""
 
     category = "selection"
+    form = "text"
     families = ("classification", "nli", "qa", "instruction")
     uses_embeddings: ClassVar[bool] = True
 
@@ -79,7 +80,7 @@ class SelectionDistiller(Distiller):
 
         logger.info("%s: selected %d of %d pool rows of task %s (budget %s, seed %d)",
                     self.name, len(chosen), len(pool), pool.task.name, budget, seed)
-        return selected_set(self, pool, chosen, budget=_budget_entry(budget), seed=seed)
+        return selected_set(self, pool, chosen, budget=budget.value, budget_unit=budget.unit, seed=seed)
 
     def _pool_embeddings(self, pool: Pool, context: DistillContext) -> np.ndarray:
         embeddings = np.asarray(context.pool_embeddings(pool))
@@ -94,7 +95,3 @@ def selected_set(method: Distiller, pool: Pool, indices: list[int], **manifest: 
     # Deep copies, so a learner that edits a record (for example a QA answers dict) cannot change the pool.
     records = [copy.deepcopy(pool.records[i]) for i in indices]
     return method.text_set(pool, records, selected_indices=list(indices), **manifest)
-
-
-def _budget_entry(budget: Budget) -> dict[str, Any]:
-    return {"value": budget.value, "unit": budget.unit}

@@ -158,7 +158,8 @@ def test_manifest_records_budget_and_params(subpools, minilm_context):
     synthetic = methods.get("k-centers")(start="random").distill(
         subpools["trec"], Budget(2, "per_class"), seed=4, context=minilm_context)
     assert synthetic.manifest["hyperparameters"] == {"start": "random"}
-    assert synthetic.manifest["budget"] == {"value": 2, "unit": "per_class"}
+    assert synthetic.manifest["budget"] == 2
+    assert synthetic.manifest["budget_unit"] == "per_class"
     assert synthetic.manifest["seed"] == 4
     assert synthetic.manifest["label_field"] == "coarse_label"
 
