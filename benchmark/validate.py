@@ -172,10 +172,15 @@ def check_params(cls: type[Distiller], tier: str, report: ValidationReport) -> D
         return None
     try:
         method = cls.for_tier(tier)
-        params = method.get_params()
     except Exception as error:  # a broken constructor is the finding, not a crash of the validator
         report.add("hyperparameters", "FAIL", f"building the {tier!r} tier adapter failed: "
                                               f"{type(error).__name__}: {error}")
+        return None
+    try:
+        params = method.get_params()
+    except AttributeError as error:
+        report.add("hyperparameters", "FAIL", f"get_params() failed ({error}); store every constructor "
+                                              f"argument as an attribute of the same name")
         return None
 
     expected = {**{name: p.default for name, p in signature.parameters.items()
@@ -267,7 +272,7 @@ def check_budgets(cls: type[Distiller], tier: str, pool: Pool, budgets: Sequence
         except Exception as error:  # BudgetError, or a set too malformed to check: both fail the check
             report.add(name, "FAIL", f"{type(error).__name__}: {error}")
             continue
-        report.add(name, "PASS", f"{len(run.synthetic)} examples within {budget}, schema and labels valid "
+        report.add(name, "PASS", f"{len(run.synthetic)} examples within {budget}, accepted by check_set "
                                  f"({_stats_text(stats)})")
     if fingerprint_records(pool.records) != pool_before:
         report.add(f"pool unchanged {task.name}", "FAIL", "distill() modified the pool's records; copy rows "

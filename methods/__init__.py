@@ -26,6 +26,8 @@ def names() -> list[str]:
 
 _BUILTIN_MODULES: list[str] = [
     "methods.random", "methods.herding", "methods.kcenters", "methods.kmeans", "methods.full",
+    "methods.dd_bptt", "methods.gradient_matching", "methods.distribution_matching", "methods.trajectory_matching", "methods.attention_labels",
+    "methods.dilm", "methods.vocab_projection", "methods.gradmm", "methods.lm_synthesis",
 ]
 
 

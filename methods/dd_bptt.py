@@ -69,8 +69,8 @@ class DDBPTT(Distiller):
     }
 
     def __init__(self, *, max_length: int = 32, outer_steps: int = 150, inner_steps: int = 10,
-                 real_batch_size: int = 128, lr_inputs: float = 0.01, lr_labels: float = 0.01,
-                 lr_lrs: float = 0.01, init_lr: float = 0.1, label_init: float = 2.0, num_filters: int = 100,
+                 real_batch_size: int = 128, lr_inputs: float = 0.05, lr_labels: float = 0.05,
+                 lr_lrs: float = 0.05, init_lr: float = 0.5, label_init: float = 2.0, num_filters: int = 100,
                  dropout: float = 0.5, log_every: int = 10) -> None:
         self.max_length = max_length
         self.outer_steps = outer_steps

@@ -32,6 +32,7 @@ from methods.generator import (
     check_positive_ints,
     check_sampling,
     example_statistics,
+    fill_quota,
     load_generator,
     normalized_key,
     sample_ids,
@@ -205,8 +206,8 @@ class DiLM(Distiller):
                  lm_lr: float = 5e-5, max_length: int = 64, gm_steps: int = 20, gm_lr: float = 1e-5,
                  gm_real_batch: int = 64, gm_synthetic_batch: int = 16, coreset_size: int = 100,
                  tau: float = 1.0, head_steps: int = 5, head_lr: float = 1e-2, head_reset_every: int = 10,
-                 candidates_per_example: int = 20, sample_batch_size: int = 32, temperature: float = 1.0,
-                 top_p: float = 0.95) -> None:
+                 candidates_per_example: int = 20, sample_batch_size: int = 32, max_rounds: int = 3,
+                 temperature: float = 1.0, top_p: float = 0.95) -> None:
         self.generator = generator
         self.lm_steps = lm_steps
         self.lm_batch_size = lm_batch_size
@@ -223,6 +224,7 @@ class DiLM(Distiller):
         self.head_reset_every = head_reset_every
         self.candidates_per_example = candidates_per_example
         self.sample_batch_size = sample_batch_size
+        self.max_rounds = max_rounds
         self.temperature = temperature
         self.top_p = top_p
 
@@ -232,7 +234,7 @@ class DiLM(Distiller):
                             gm_real_batch=self.gm_real_batch, gm_synthetic_batch=self.gm_synthetic_batch,
                             coreset_size=self.coreset_size, head_reset_every=self.head_reset_every,
                             candidates_per_example=self.candidates_per_example,
-                            sample_batch_size=self.sample_batch_size)
+                            sample_batch_size=self.sample_batch_size, max_rounds=self.max_rounds)
         # Zero steps skip a stage, which the ablations of stage A and stage B need.
         for key in ("lm_steps", "gm_steps", "head_steps"):
             value = getattr(self, key)
@@ -262,13 +264,13 @@ class DiLM(Distiller):
         with seeded(torch_seed):
             lm_losses = self.fit_language_model(conditional, pool, rng)
             gm_losses = self.match_gradients(conditional, pool, features, rng, context)
-        records = self.select_samples(conditional, pool, budget.value, rng, context)
+        records, repeated = self.select_samples(conditional, pool, budget.value, rng, context)
 
         statistics = example_statistics(load_generator(self.generator), task, records)
         logger.info("dilm: %d records for task %s (budget %s, seed %d)", len(records), task.name, budget, seed)
         return self.text_set(pool, records, budget={"value": budget.value, "unit": budget.unit}, seed=seed,
                              per_example=statistics, perplexity_model=self.generator,
-                             lm_losses=lm_losses, gm_losses=gm_losses)
+                             repeated_examples=repeated, lm_losses=lm_losses, gm_losses=gm_losses)
 
     # ------------------------------------------------------------ stage A
 
@@ -374,16 +376,20 @@ class DiLM(Distiller):
         return sequences
 
     def select_samples(self, conditional: ConditionalGenerator, pool: Pool, quota: int, rng: np.random.Generator,
-                       context: DistillContext) -> list[Record]:
-        """Sample candidates per class and keep `quota` of them by k-means on their MiniLM embeddings."""
+                       context: DistillContext) -> tuple[list[Record], int]:
+        """Sample candidates per class and keep `quota` of them by k-means on their MiniLM embeddings.
+
+        Returns the records and how many of them repeat another record of their class (see fill_quota).
+        """
         task = pool.task
         records: list[Record] = []
+        repeated = 0
         for label in range(task.num_classes):
             target = self.candidates_per_example * quota
             candidates: list[dict[str, Any]] = []
             seen: set[str] = set()
-            # Malformed or repeated samples are dropped, so up to three rounds are drawn to reach `quota`.
-            for _ in range(3):
+            # Malformed and repeated samples are dropped, so more rounds are drawn while too few remain.
+            for _ in range(self.max_rounds):
                 for ids in self.sample_class(conditional, label, target, rng):
                     values = decode_sample(conditional, task, ids)
                     if values is None or normalized_key(joined_text(task, values)) in seen:
@@ -392,16 +398,13 @@ class DiLM(Distiller):
                     candidates.append(values)
                 if len(candidates) >= quota:
                     break
-            if len(candidates) < quota:
-                # NOTE: a class keeps fewer than `quota` records when the generator produces too few
-                # distinct well-formed samples; the set then stays below the budget.
-                logger.warning("dilm: class %d of task %s has only %d distinct well-formed samples for a "
-                               "budget of %d", label, task.name, len(candidates), quota)
             chosen = list(range(len(candidates)))
             if len(candidates) > quota:
                 points = np.asarray(context.embed([joined_text(task, c) for c in candidates]), dtype=np.float64)
                 model = KMeans(n_clusters=quota, n_init=1, random_state=int(rng.integers(2**31 - 1)))
                 model.fit(points)
                 chosen = nearest_distinct(points, model.cluster_centers_).tolist()
+            chosen, extra = fill_quota(chosen, quota, f"dilm: class {label} of task {task.name}")
+            repeated += extra
             records += [{**candidates[i], task.label_field: label} for i in chosen]
-        return records
+        return records, repeated

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from benchmark.backbones import SMOLLM2, load_decoder
+from benchmark.budget import optional_input_fields
 from tasks.data import Record, joined_text
 from tasks.spec import TaskSpec
 
@@ -150,7 +151,7 @@ def parse_block(task: TaskSpec, continuation: str) -> tuple[dict[str, str] | Non
 
     `complete` is True when the block separator was reached. Classification and NLI values are one
     line each; an instruction task's last field (its target) may span lines up to the separator.
-    Returns None for the fields when one is missing or an input that must be set is empty.
+    Returns None for the fields when one is missing, or empty where `check_set` requires text.
     """
     complete = BLOCK_END in continuation
     block = continuation.split(BLOCK_END, 1)[0]
@@ -173,8 +174,7 @@ def parse_block(task: TaskSpec, continuation: str) -> tuple[dict[str, str] | Non
         multiline = task.family == "instruction"
         value = value.strip() if multiline else value.strip().split("\n", 1)[0].strip()
         values[name] = value
-    # Instruction records may have an empty `input`; every other field must carry text.
-    optional = {"input"} if task.family == "instruction" else set()
+    optional = optional_input_fields(task)
     if any(not values[name] for name in names if name not in optional):
         return None, complete
     return values, complete
@@ -183,6 +183,23 @@ def parse_block(task: TaskSpec, continuation: str) -> tuple[dict[str, str] | Non
 def normalized_key(text: str) -> str:
     """Key under which two texts count as duplicates: lower case, single spaces."""
     return " ".join(text.lower().split())
+
+
+def fill_quota(items: list[Any], quota: int, what: str) -> tuple[list[Any], int]:
+    """`items` repeated in order up to `quota` entries when there are fewer; returns them and the repeat count.
+
+    Per-class budgets require exactly `quota` examples, so a class with too few distinct samples
+    repeats its samples instead of failing the cell; the count goes into the set's manifest.
+    """
+    if not items:
+        raise RuntimeError(f"{what}: the generator produced no usable sample; raise max_new_tokens or the "
+                           f"number of candidates, or check the generator's output format")
+    if len(items) >= quota:
+        return items, 0
+    repeated = quota - len(items)
+    logger.warning("%s: only %d distinct usable samples for a quota of %d; repeating %d of them",
+                   what, len(items), quota, repeated)
+    return [items[i % len(items)] for i in range(quota)], repeated
 
 
 # ---------------------------------------------------------------- sampling

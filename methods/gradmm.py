@@ -96,9 +96,10 @@ def prompt_ids(tokenizer: Any, task: TaskSpec, field_tokens: list[list[int]]) ->
 
 
 def slot_vocabulary(generator: Generator) -> torch.Tensor:
-    """Boolean mask [vocab] of tokens a slot may take: not special or added, no newline in the text.
+    """Boolean mask [vocab] of tokens a slot may take: not special or added, not blank, no newline.
 
-    A newline inside a field would blur where one field of the prompt ends and the next begins.
+    A newline inside a field would blur where one field of the prompt ends and the next begins, and
+    a field of blank tokens would decode to an empty text, which `check_set` rejects.
     """
     if generator.name not in _slot_vocabularies:
         tokenizer = generator.tokenizer
@@ -106,7 +107,8 @@ def slot_vocabulary(generator: Generator) -> torch.Tensor:
         allowed = torch.ones(size, dtype=torch.bool)
         blocked = set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())
         for token_id in range(min(size, len(tokenizer))):
-            if token_id in blocked or "\n" in tokenizer.decode([token_id]):
+            text = tokenizer.decode([token_id])
+            if token_id in blocked or "\n" in text or not text.strip():
                 allowed[token_id] = False
         allowed[len(tokenizer):] = False
         _slot_vocabularies[generator.name] = allowed

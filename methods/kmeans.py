@@ -54,9 +54,10 @@ def lloyd(points: np.ndarray, centroids: np.ndarray, max_iter: int) -> tuple[np.
     rows = np.arange(size)
     passes = 0
     for passes in range(1, max_iter + 1):
-        # ||x||^2 is the same for every centroid, so the assignment only needs ||c||^2 - 2 x.c.
-        scores = (np.einsum("ij,ij->i", centroids, centroids)[None, :]
-                  - 2.0 * (points @ centroids.T.astype(np.float32)).astype(np.float64))
+        # ||x||^2 is the same for every centroid, so the assignment only needs ||c||^2 - 2 x.c,
+        # computed in float32 like the points.
+        centroids32 = centroids.astype(np.float32)
+        scores = np.einsum("ij,ij->i", centroids32, centroids32)[None, :] - 2.0 * (points @ centroids32.T)
         new_assignment = scores.argmin(axis=1)
         if np.array_equal(new_assignment, assignment):
             break
@@ -81,11 +82,11 @@ def nearest_distinct(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     Pairs are matched greedily by distance: the closest (centroid, row) pair over all unmatched
     centroids and rows is taken first, so two centroids never claim the same row.
     """
-    points = np.asarray(points, dtype=np.float64)
-    centroids = np.asarray(centroids, dtype=np.float64)
-    squared = (np.einsum("ij,ij->i", centroids, centroids)[:, None]
-               - 2.0 * centroids @ points.T
-               + np.einsum("ij,ij->i", points, points)[None, :])
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    centroids = np.asarray(centroids, dtype=np.float32)
+    products = (centroids @ points.T).astype(np.float64)
+    squared = (np.einsum("ij,ij->i", centroids, centroids, dtype=np.float64)[:, None] - 2.0 * products
+               + np.einsum("ij,ij->i", points, points, dtype=np.float64)[None, :])
     count, size = squared.shape
     # Other centroids can claim at most `count - 1` rows, so a centroid's `count` nearest rows
     # always contain its match. Searching only those keeps the greedy loop small.
@@ -134,7 +135,7 @@ class KMeansSelection(SelectionDistiller):
 
     def select(self, size: int, points: np.ndarray | None, count: int,
                rng: np.random.Generator) -> np.ndarray:
-        # float32 products halve the memory traffic of the matrix products; sums stay in float64.
+        # float32 matrix products halve the memory traffic; the centroids are kept in float64.
         features = np.ascontiguousarray(points, dtype=np.float32)
         centroids, passes = lloyd(features, kmeans_plus_plus(features, count, rng), self.max_iter)
         logger.debug("kmeans: %d clusters of %d rows after %d Lloyd passes", count, size, passes)

@@ -155,7 +155,7 @@ def test_soft_label_kept(sst2, tmp_path):
     (['{"sentence": "   ", "label": 0}'], r"bad.jsonl:1: the input fields \['sentence'\] are all empty"),
     (['{"sentence": "a", "label": 0, "soft_label": [0.5, 0.6]}'], r"bad.jsonl:1: 'soft_label' must be a list"),
     (['{"text": "a", "sentence": "b", "labels": 0}'], r"bad.jsonl:1: the row has both 'text' and 'sentence'"),
-    (["", "  "], r"bad.jsonl: the file holds no rows"),
+    (["", "  "], r"bad.jsonl: the file contains no rows"),
 ])
 def test_invalid_rows_name_file_and_line(sst2, tmp_path, lines, message):
     path = tmp_path / "bad.jsonl"
@@ -170,7 +170,7 @@ def test_missing_path_rejected(sst2, tmp_path):
 
 
 def test_empty_folder_rejected(sst2, tmp_path):
-    with pytest.raises(SubmittedSetError, match=r"holds no \*.jsonl files"):
+    with pytest.raises(SubmittedSetError, match=r"contains no \*.jsonl files"):
         load_submission(tmp_path, sst2.task, "x", {})
 
 

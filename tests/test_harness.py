@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.harness.grid import expand
+from benchmark.leaderboard import build_leaderboard
 from benchmark.harness.records import ResultRecord
 from benchmark.harness.runner import build_cells, run_suite
 from benchmark.harness.suite import SuiteError, load_suite, parse_suite
@@ -93,6 +93,17 @@ def test_smoke_suite_end_to_end(tmp_path):
     again = run_suite(load_suite("smoke"), str(tmp_path))
     assert again.skipped == len(before) and again.ok == 0
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "records").glob("*.json")}
+
+    # The leaderboard builds from these records; a set edited after scoring is rejected by name.
+    summary = build_leaderboard(tmp_path, tmp_path / "board")
+    assert summary.status_counts["ok"] == len(found)
+    assert (tmp_path / "board" / "index.html").exists()
+    herding = found["sst2__herding__b2__d0__tfidf-logreg__t0__standard"]
+    records_file = Path(herding["synthetic_set"]["path"]) / "records.jsonl"
+    records_file.write_text(records_file.read_text().replace("a", "e", 1))
+    tampered = build_leaderboard(tmp_path, tmp_path / "board2")
+    assert tampered.status_counts["ok"] == len(found) - 2  # both learners scored the herding set
+    assert any("sst2__herding__b2__d0__tfidf-logreg__t0__standard" in w for w in tampered.warnings)
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):

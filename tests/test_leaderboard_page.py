@@ -25,7 +25,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("site")
-    build_leaderboard(FIXTURES, output)
+    build_leaderboard(FIXTURES, output, verify=False)
     return output
 
 

@@ -171,6 +171,18 @@ class PositionalParams(Distiller):
         raise AssertionError("unreachable: the validator stops at the constructor")
 
 
+class ForgetsParam(Distiller):
+    name = "test-forgets-param"
+    category = "selection"
+    description = "Does not store its hyperparameter."
+
+    def __init__(self, *, k: int = 1) -> None:
+        pass
+
+    def distill(self, pool, budget, seed, context):
+        raise AssertionError("unreachable: the validator stops at get_params()")
+
+
 class ReturnsList(Distiller):
     name = "test-returns-list"
     category = "selection"
@@ -195,6 +207,12 @@ def test_validator_rejects_positional_params():
     assert "must be keyword-only" in report.failures[0].detail
     with pytest.raises(KeyError, match="no check called 'budget'"):
         report.outcome_of("budget")
+
+
+def test_validator_rejects_unstored_param():
+    report = validate_method(ForgetsParam, budgets=(1,))
+    assert report.outcome_of("hyperparameters") == "FAIL"
+    assert "store every constructor argument as an attribute" in report.failures[0].detail
 
 
 def test_validator_reports_distill_error():

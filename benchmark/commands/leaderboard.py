@@ -19,12 +19,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder searched recursively for records/*.json (default: results/)")
     parser.add_argument("--output", type=Path, default=Path("leaderboard"),
                         help="folder the leaderboard files are written to (default: leaderboard/)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="keep records whose synthetic set is missing or fails its hash check")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        summary = build_leaderboard(args.results_dir, args.output)
+        summary = build_leaderboard(args.results_dir, args.output, verify=not args.no_verify)
     except (NoRecordsError, RecordFileError) as error:
         print(f"tddbench leaderboard: {error}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ import methods
 import tasks
 from benchmark import PROTOCOL_VERSION, learners
 from benchmark.budget import check_set
+from benchmark.contamination import audit
 from benchmark.cost import measure
 from benchmark.encoder import shared_encoder
 from benchmark.harness.grid import FULL_METHOD, Cell, Run
@@ -216,9 +217,10 @@ def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> Ce
         return outcome
 
     summary = set_summary(synthetic, set_dir, method_cls)
+    contamination = audit(synthetic, data)
     for run in pending:
         fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
-        fields.update(synthetic_set=summary, distill_cost=distill_cost)
+        fields.update(synthetic_set=summary, distill_cost=distill_cost, contamination=contamination)
         try:
             fields.update(score_run(cell, run, synthetic, task, test, extra))
         except Exception as error:  # one learner's failure must not stop the others

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.leaderboard.export import write_json, write_long_csv, write_wide_csv
-from benchmark.leaderboard.loading import load_records
+from benchmark.leaderboard.loading import LoadResult, load_records
 from benchmark.leaderboard.markdown import render_markdown
 from benchmark.leaderboard.model import Leaderboard, compute_leaderboard
 from benchmark.leaderboard.page import render_page
 from benchmark.leaderboard.plots import remove_old_plots, write_plots
+from benchmark.submission import find_problems
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +75,30 @@ def write_outputs(leaderboard: Leaderboard, output_dir: Path) -> list[Path]:
     return [markdown_path, long_path, wide_path, json_path, page_path, *(plot.path for plot in plots)]
 
 
-def build_leaderboard(results_dir: Path, output_dir: Path) -> BuildSummary:
+def verified_records(results_dir: Path) -> LoadResult:
+    """Load records, dropping each one whose set or checksums fail verification (with a warning)."""
+    loaded = load_records(results_dir)
+    problems = find_problems(results_dir)
+    rejected = {problem.path.resolve() for problem in problems}
+    for problem in problems:
+        logger.warning("rejected: %s", problem)
+    kept = [record for record in loaded.records if Path(record.path).resolve() not in rejected]
+    return dataclasses.replace(loaded, records=kept,
+                               warnings=[*loaded.warnings, *(f"rejected: {p}" for p in problems)])
+
+
+def build_leaderboard(results_dir: Path, output_dir: Path, verify: bool = True) -> BuildSummary:
     """Read every record under `results_dir` and write all outputs to `output_dir`.
+
+    With `verify`, records whose synthetic set is missing or does not match its hash, or whose
+    files fail CHECKSUMS.sha256, are left out and listed as warnings.
 
     Raises NoRecordsError when there are no records and RecordFileError for an unreadable one.
     """
     results_dir, output_dir = Path(results_dir), Path(output_dir)
     logger.info("building leaderboard from %s into %s", results_dir, output_dir)
-    leaderboard = compute_leaderboard(load_records(results_dir))
+    loaded = verified_records(results_dir) if verify else load_records(results_dir)
+    leaderboard = compute_leaderboard(loaded)
     files = write_outputs(leaderboard, output_dir)
     logger.info("leaderboard written: %d files, %d warnings", len(files), len(leaderboard.warnings))
     return BuildSummary(results_dir=results_dir, output_dir=output_dir,

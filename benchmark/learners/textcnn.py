@@ -1,8 +1,8 @@
 """TextCNN over frozen GloVe 6B 50-d word vectors, trained from scratch (Kim 2014, EMNLP).
 
-The network reads word vectors, not word ids, so the same module scores text sets (tokenized and
-looked up here) and GloVe-space embedding sets ([n, L, 50] vectors with an attention mask), and an
-embedding-level distiller can train it with `torch.func.functional_call`.
+The network reads word vectors, not word ids. So the same module scores text sets (tokenized and
+looked up here) and GloVe-space embedding sets ([n, L, 50] vectors with an attention mask), and
+an embedding-level distiller can train it with `torch.func.functional_call`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ FILTER_SIZES = (3, 4, 5)
 EVAL_BATCH_SIZE = 256
 
 # GloVe 6B was built from PTB-style tokens, so "don't" is stored as "do" + "n't" and "it's" as
-# "it" + "'s"; split the same way before matching words, punctuation marks and clitics.
+# "it" + "'s". The tokenizer splits clitics the same way before matching words and punctuation.
 _NEGATION = re.compile(r"(\w)n't\b")
 _TOKEN = re.compile(r"n't|'\w+|\w+|[^\w\s]")
 
@@ -109,8 +109,8 @@ class TextCNN(nn.Module):
     """Kim's CNN: parallel 1-D convolutions, ReLU, max-over-time pooling, dropout and a linear head.
 
     `forward(vectors [B, L, D], mask [B, L]) -> logits [B, num_classes]`. Every unmasked position
-    starts one window per filter; windows that run past the end of the input read zeros, so the
-    logits of a row do not depend on how much padding its batch adds.
+    starts one window per filter, and windows that run past the end of the input read zeros. So
+    the logits of a row do not depend on how much padding its batch adds.
     """
 
     def __init__(self, num_classes: int, embedding_dim: int = GLOVE_DIM,
@@ -163,7 +163,7 @@ class TextCNNLearner(Learner):
                    "trained from scratch with Adam.")
     recipes = {
         "smoke": _recipe("smoke", steps=20, full_data_steps=40, batch_size=32, max_length=32, num_filters=16),
-        "quick": _recipe("quick", steps=300, full_data_steps=1500, batch_size=50, max_length=64, num_filters=100),
+        "quick": _recipe("quick", steps=100, full_data_steps=1500, batch_size=50, max_length=64, num_filters=100),
         "standard": _recipe("standard", steps=1000, full_data_steps=10000, batch_size=50, max_length=128,
                             num_filters=100),
     }
@@ -191,7 +191,7 @@ class TextCNNLearner(Learner):
         """(GloVe ids [n, L] or vectors [n, L, 50], mask [n, L], whether the first are ids).
 
         Text sets stay as ids, so a pool of tens of thousands of rows takes megabytes, not a
-        gigabyte of vectors; batches look their vectors up when they are drawn.
+        gigabyte of vectors. Each batch looks its vectors up when it is drawn.
         """
         if synthetic.form == "embeddings":
             vectors = synthetic.tensors["inputs"].detach().to(torch.float32)
@@ -207,7 +207,10 @@ class TextCNNLearner(Learner):
         require_applicable(self, train)
         recipe = self.recipe
         lrs = train.extras.get("lrs") if native else None
-        steps = len(lrs) if lrs is not None else (recipe.full_data_steps if full_data else recipe.steps)
+        if lrs is not None:
+            steps = len(lrs)
+        else:
+            steps = recipe.full_data_steps if full_data else recipe.steps
         logger.info("%s: training on %d examples of %s for %d steps (seed %d, %s track%s)", self.name, len(train),
                     train.method, steps, seed, "native" if native else "standard",
                     ", learned lrs" if lrs is not None else "")

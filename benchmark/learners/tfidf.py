@@ -28,7 +28,7 @@ PAIR_SEPARATOR = " __sep__ "
 
 def _recipe(tier: str, max_iter: int) -> Recipe:
     # L-BFGS runs full-batch without a learning rate or a length cap, so lr, batch_size and
-    # max_length are 0 ("not used"); steps is max_iter, the limit on L-BFGS iterations.
+    # max_length are 0, meaning "not used". `steps` is max_iter, the limit on L-BFGS iterations.
     return Recipe(learner="tfidf-logreg", tier=tier, model="tfidf-1-2gram+logreg", steps=max_iter,
                   full_data_steps=max_iter, lr=0.0, batch_size=0, max_length=0, optimizer="lbfgs",
                   schedule="constant", grad_clip=None,
@@ -59,7 +59,7 @@ class TfidfLogReg(Learner):
         self.classifier: LogisticRegression | None = None
 
     def text(self, record: Record) -> str:
-        """The record's input fields, sentence pairs joined by PAIR_SEPARATOR."""
+        """Join the record's input fields into one text, with PAIR_SEPARATOR between the sentences of a pair."""
         return PAIR_SEPARATOR.join(str(record.get(name, "")) for name in self.task.input_fields)
 
     def _labels(self, train: SyntheticSet, native: bool) -> np.ndarray:

@@ -115,8 +115,8 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 def batch_indices(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Yield `steps` index tensors of size min(batch_size, n) from reshuffled passes over range(n).
 
-    Passes are concatenated, so a batch may span two passes and every batch has the same size;
-    a set no larger than `batch_size` is one batch at every step.
+    Passes are concatenated, so a batch may span two passes and every batch has the same size.
+    A set no larger than `batch_size` is one batch at every step.
     """
     if n < 1:
         raise ValueError("cannot draw batches from an empty training set; the synthetic set has 0 examples")
