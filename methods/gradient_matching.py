@@ -81,8 +81,8 @@ class GradientMatching(Distiller):
         """
     # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
     tier_params = {
-        "smoke": dict(max_length=16, iterations=8, outer_loop=3, net_steps=2, real_batch_per_class=32,
-                      num_filters=16),
+        "smoke": dict(max_length=16, iterations=20, outer_loop=3, net_steps=2, real_batch_per_class=32,
+                      num_filters=16, lr_inputs=0.01),
         "quick": dict(max_length=32, iterations=40, outer_loop=5, net_steps=5, real_batch_per_class=64,
                       num_filters=100),
         # 1000 iterations, 256 real rows per class, network SGD at 0.01 and the loop schedule by

@@ -35,17 +35,18 @@ LEARNERS = {"tfidf-logreg": TfidfLogReg, "minilm-probe": MiniLMProbe, "textcnn-g
 
 # Mean test-split accuracy each learner must exceed after training on `per_class` random pool
 # examples per class, averaged over three random subsets, because one draw of 10 examples per
-# class moves accuracy by up to 0.1. Chance is 0.5 on sst2 and 1/6 on trec (the majority class is
-# 0.276 of the trec test split). The margins sit below the lowest dev-split accuracy of five other
-# subsets. TF-IDF on 10 sst2 phrases per class shares almost no vocabulary with the test
-# sentences (dev accuracy 0.51), so its sst2 case uses 200 per class (dev accuracy 0.61 to 0.63).
+# class moves accuracy by up to 0.2. Chance is 0.5 on sst2 and 1/6 on trec (the trec majority
+# class is 0.276 of its test split). Each threshold lies between chance and the mean dev-split
+# accuracy over five other subsets, given at the end of each row. TF-IDF on 10 sst2 phrases per
+# class shares almost no vocabulary with the test sentences (dev accuracy 0.51), so its sst2 case
+# uses 200 per class.
 ABOVE_CHANCE = [
-    ("tfidf-logreg", "sst2", 200, 0.58),
-    ("tfidf-logreg", "trec", 10, 0.35),
-    ("minilm-probe", "sst2", 10, 0.58),
-    ("minilm-probe", "trec", 10, 0.4),
-    ("textcnn-glove", "sst2", 10, 0.53),
-    ("textcnn-glove", "trec", 10, 0.3),
+    ("tfidf-logreg", "sst2", 200, 0.58),  # dev 0.618
+    ("tfidf-logreg", "trec", 10, 0.35),  # dev 0.487
+    ("minilm-probe", "sst2", 10, 0.55),  # dev 0.654
+    ("minilm-probe", "trec", 10, 0.4),  # dev 0.505
+    ("textcnn-glove", "sst2", 10, 0.53),  # dev 0.597
+    ("textcnn-glove", "trec", 10, 0.3),  # dev 0.395
 ]
 SUBSETS = (0, 1, 2)
 

@@ -121,7 +121,9 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
                               seed=cell.distill_seed, tier=cell.tier, distill_cost=cost.to_dict(),
                               hyperparameters=method.get_params(), label_field=task.label_field)
     if cell.budget is not None:
-        stats = check_set(synthetic, task, budget, cell.method)
+        class_sizes = ({c: len(i) for c, i in pool.indices_by_class().items()}
+                       if task.budget_unit == "per_class" else None)
+        stats = check_set(synthetic, task, budget, cell.method, pool_class_sizes=class_sizes)
         synthetic.manifest["stats"] = dataclasses.asdict(stats)
     synthetic.save(set_dir)
     return synthetic, cost.to_dict(), set_dir

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 GLOVE_DIM = 50
 FILTER_SIZES = (3, 4, 5)
-EVAL_BATCH_SIZE = 256
+EVAL_BATCH_SIZE = 64
 
 # GloVe 6B was built from PTB-style tokens, so "don't" is stored as "do" + "n't" and "it's" as
 # "it" + "'s". The tokenizer splits clitics the same way before matching words and punctuation.
