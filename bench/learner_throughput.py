@@ -59,8 +59,8 @@ def sst2_subset(per_class: int, seed: int):
                               manifest={"label_field": "label"})
 
 
-def padding_shares(learner, train, test) -> tuple[float | None, float | None, float | None]:
-    """Padding share of evaluation batches (length-sorted and in split order) and of training batches."""
+def padding_shares(learner, train, test, steps: int) -> tuple[float | None, float | None, float | None]:
+    """Padding share of evaluation batches (length-sorted and in split order) and of `steps` training batches."""
     import torch
 
     from benchmark.backbones import MINILM
@@ -76,8 +76,7 @@ def padding_shares(learner, train, test) -> tuple[float | None, float | None, fl
         lengths = [len(ids) for ids in glove_ids(texts, learner.max_length)]
         batch_size = EVAL_BATCH_SIZE
         train_lengths = [len(ids) for ids in glove_ids(train_texts, learner.max_length)]
-        draws = batch_indices(len(train), learner.recipe.batch_size, learner.recipe.steps,
-                              torch.Generator().manual_seed(0))
+        draws = batch_indices(len(train), learner.recipe.batch_size, steps, torch.Generator().manual_seed(0))
         train_share = padding_share(train_lengths, [index.numpy() for index in draws])
     elif learner.name == "minilm-probe":
         encoder = shared_encoder(MINILM, learner.recipe.max_length)
@@ -111,7 +110,7 @@ def measure_learner(name: str, tier: str, data, train, seed: int, full_data: boo
         start = time.perf_counter()
         learner.evaluate(test)
         timings.append(time.perf_counter() - start)
-    sorted_share, unsorted_share, train_share = padding_shares(learner, train, test)
+    sorted_share, unsorted_share, train_share = padding_shares(learner, train, test, report.steps)
     return Measurement(name, len(train), report.steps, passes / report.wall_time_s, len(test) / timings[0],
                        len(test) / timings[1], sorted_share, unsorted_share, train_share)
 

@@ -1,8 +1,8 @@
 """Dataset distillation with attention labels for fine-tuning a pretrained encoder (Maekawa et al. 2023).
 
-The synthetic set holds MiniLM input embeddings [n, L, 384], label logits (stored as soft labels),
-one learning rate per inner step, and attention targets: for every example, layer and head, a
-distribution over the L keys that the [CLS] query should attend to. Each outer iteration puts a
+The synthetic set contains MiniLM input embeddings [n, L, 384], label logits (stored as soft
+labels), one learning rate per inner step, and attention targets. An attention target is, for one
+example, layer and head, the distribution over the L keys that the [CLS] query should attend to. Each outer iteration puts a
 fresh head on the pretrained MiniLM, takes `inner_steps` differentiable SGD steps on the synthetic
 set with loss CE + lambda * KL(target || [CLS] attention), and minimises the cross-entropy of the
 result on a real pool batch with respect to all four learned tensors.
@@ -45,7 +45,7 @@ EPSILON = 1e-8
 
 
 def cls_attention(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The [CLS] query row of every layer's attention: [n, layers, heads, L] from per-layer [n, heads, L, L]."""
+    """Stack the [CLS] query row of every layer's attention [n, heads, L, L] into [n, layers, heads, L]."""
     return torch.stack([layer[:, :, 0, :] for layer in attentions], dim=1)
 
 
@@ -97,16 +97,17 @@ class AttentionLabels(Distiller):
         the same seed, attention targets from the pretrained model's own [CLS] attention on them.
         """
     learn_inputs: ClassVar[bool] = True
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         # With only tens of outer steps a 1e-2 starting rate barely moves a fresh head, so the CPU
         # tiers start at 0.1 (our choice).
         "smoke": dict(max_length=8, outer_steps=10, inner_steps=1, real_batch_size=32, init_lr=0.1),
         "quick": dict(max_length=16, outer_steps=15, inner_steps=1, real_batch_size=32, init_lr=0.1),
-        # One inner step, learning rates 1e-2 (data and initial step rate), lambda 1, 30 passes over
-        # the pool with real batches of 32, warmup 10% and clipping at 1 follow Maekawa et al.'s
-        # released configuration (arumaekawa/dataset-distillation-with-attention-labels,
-        # configs/default.yaml); its sequence length of 512 is capped by the task's max_length.
+        # These values follow Maekawa et al.'s released configuration
+        # (arumaekawa/dataset-distillation-with-attention-labels, configs/default.yaml): one inner
+        # step, learning rates 1e-2 for the data and the initial step rate, lambda 1, 30 passes over
+        # the pool with real batches of 32, 10% warmup and clipping at 1. Its sequence length of 512
+        # is capped by the task's max_length.
         "standard": dict(max_length=512, outer_steps=None, inner_steps=1, real_batch_size=32),
     }
 
@@ -155,7 +156,7 @@ class AttentionLabels(Distiller):
                 "label_logits": (F.one_hot(labels, num_classes).float() * self.label_init).requires_grad_(True),
                 "attention_logits": initial.clamp(min=EPSILON).log().requires_grad_(True),
                 # Rates are learned directly, as in the paper, so AdamW at lr 1e-2 can double a 1e-2
-                # rate in one step; they are clamped at 0 when stored.
+                # rate in one step. They are clamped at 0 when stored.
                 "lrs": torch.full((self.inner_steps,), self.init_lr, device=device, requires_grad=True),
             }
             optimizer = torch.optim.AdamW([t for t in learned.values() if t.requires_grad], lr=self.lr,
@@ -176,6 +177,8 @@ class AttentionLabels(Distiller):
                 curve.record(loss.item())
 
         targets = masked_softmax(learned["attention_logits"].detach(), mask)
+        # NOTE: these rates are for plain SGD steps with the attention loss. The minilm-finetune
+        # learner, as of this writing, applies "lrs" to AdamW steps and ignores "attention_targets".
         lrs = learned["lrs"].detach().clamp(min=0.0)
         return embedding_set(self, pool, backbone=MINILM, inputs=learned["inputs"], mask=mask, labels=labels,
                              curve=curve, init_rows=init_rows, label_logits=learned["label_logits"],
@@ -203,7 +206,7 @@ class AttentionLabels(Distiller):
 
 
 def fresh_head_params(model: nn.Module) -> Params:
-    """The model's parameters as differentiable copies, with a newly drawn classification head.
+    """Copy the model's parameters as differentiable tensors, with a newly drawn classification head.
 
     The head is drawn as transformers initialises a new BERT head: weights from N(0, initializer_range),
     biases at zero. The encoder weights stay pretrained.

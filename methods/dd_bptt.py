@@ -2,8 +2,8 @@
 
 The synthetic set is a tensor of word vectors [n, L, 50] with learnable label logits and one
 learnable learning rate per inner step. Each outer iteration trains a freshly initialised TextCNN
-for a few differentiable SGD steps on the whole synthetic set, scores it on a real pool batch, and
-backpropagates that loss through the unrolled steps into the vectors, the labels and the rates.
+for a few differentiable SGD steps on the whole synthetic set and scores it on a real pool batch.
+That loss is backpropagated through the unrolled steps into the vectors, the labels and the rates.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class DDBPTT(Distiller):
         """
     # Whether the word vectors are learned; the +random-inputs companion keeps them fixed.
     learn_inputs: ClassVar[bool] = True
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         "smoke": dict(max_length=16, outer_steps=25, inner_steps=3, real_batch_size=64, num_filters=16),
         "quick": dict(max_length=32, outer_steps=150, inner_steps=10, real_batch_size=128, num_filters=100),

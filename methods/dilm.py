@@ -93,7 +93,7 @@ def add_condition_tokens(generator: Generator, task: TaskSpec) -> ConditionalGen
 
 
 def encode_record(conditional: ConditionalGenerator, task: TaskSpec, record: Record, max_length: int) -> list[int]:
-    """Token ids `<label> field1 [<sep> field2] <eos>` of a pool record, truncated to `max_length`."""
+    """Encode a pool record as `<label> field1 [<sep> field2] <eos>` token ids, truncated to `max_length`."""
     tokenizer = conditional.generator.tokenizer
     ids = [conditional.label_ids[int(record[task.label_field])]]
     for position, name in enumerate(task.input_fields):
@@ -105,7 +105,7 @@ def encode_record(conditional: ConditionalGenerator, task: TaskSpec, record: Rec
 
 
 def decode_sample(conditional: ConditionalGenerator, task: TaskSpec, ids: list[int]) -> dict[str, str] | None:
-    """Input fields of a sampled id sequence (after the class token), or None when it is malformed.
+    """Decode the input fields of a sampled id sequence (after the class token), or None when it is malformed.
 
     A pair task's sample must hold exactly one separator, and every field must decode to text.
     """
@@ -127,7 +127,7 @@ def decode_sample(conditional: ConditionalGenerator, task: TaskSpec, ids: list[i
 
 
 def sample_text(conditional: ConditionalGenerator, task: TaskSpec, ids: list[int]) -> str:
-    """Text of a sampled sequence as the learner sees it, even when the sample is malformed."""
+    """Return the text of a sampled sequence that the learner embeds, also for a malformed sample."""
     values = decode_sample(conditional, task, ids)
     if values is None:
         tokenizer = conditional.generator.tokenizer
@@ -142,7 +142,7 @@ def flat_gradient(loss: torch.Tensor, parameters: list[nn.Parameter], create_gra
 
 def matching_loss(conditional: ConditionalGenerator, head: nn.Linear, label: int, real_features: torch.Tensor,
                   synthetic_ids: list[list[int]], synthetic_features: torch.Tensor, tau: float) -> torch.Tensor:
-    """1 - cos(real gradient, weighted synthetic gradient) of the head's loss for one class.
+    """Compute 1 - cos(real gradient, weighted synthetic gradient) of the head's loss for one class.
 
     The synthetic examples' losses are weighted by softmax(-NLL / tau) of their mean token NLL under
     the generator, and the synthetic gradient keeps its graph, so the result is differentiable with
@@ -165,6 +165,26 @@ def matching_loss(conditional: ConditionalGenerator, head: nn.Linear, label: int
     return 1 - nn.functional.cosine_similarity(real_gradient, synthetic_gradient, dim=0)
 
 
+@dataclass
+class TrainedGenerator:
+    """The generator after stages A and B, with the loss of every step of each stage."""
+
+    conditional: ConditionalGenerator
+    lm_losses: list[float]
+    gm_losses: list[float]
+
+
+# Stages A and B do not depend on the budget, so one trained generator serves every budget of a
+# (pool, seed, hyperparameters) key. The last one stays in memory for the next cell of the process.
+_trained: dict[tuple, TrainedGenerator] = {}
+SAMPLING_ONLY_PARAMS = frozenset({"candidates_per_example", "max_rounds"})
+
+
+def clear_trained_generators() -> None:
+    """Drop the kept trained generator, so the next `distill` trains from scratch."""
+    _trained.clear()
+
+
 @register
 class DiLM(Distiller):
     """Label-conditional generator trained by gradient matching; the set is sampled from it."""
@@ -185,16 +205,17 @@ class DiLM(Distiller):
         gradients reaches the generator through the weights. Between generator steps the head trains
         on real data. The set is built by sampling `candidates_per_example` x budget candidates per
         class and keeping the candidate nearest each of `budget` k-means centroids of their MiniLM
-        embeddings.
+        embeddings. Training does not depend on the budget, so within one process the trained
+        generator is reused for every budget of the same pool, seed and training hyperparameters.
         """
-    # NOTE: the "standard" values follow our reading of the DiLM paper (GPT-2 generator, 100 x
-    # budget candidates per class, k-means selection); the step counts and learning rates were
-    # not checked against the authors' code and may differ from it.
+    # NOTE: the "standard" values follow our reading of the DiLM paper: GPT-2 generator, 100 x
+    # budget candidates per class and k-means selection. Its step counts and learning rates were
+    # not checked against the authors' code, so they may differ from it.
     tier_params = {
         "smoke": dict(lm_steps=1, lm_batch_size=2, max_length=24, gm_steps=1, gm_real_batch=4,
                       gm_synthetic_batch=2, coreset_size=8, head_steps=1, candidates_per_example=2,
                       sample_batch_size=4),
-        "quick": dict(lm_steps=30, lm_batch_size=8, max_length=40, gm_steps=4, gm_real_batch=32,
+        "quick": dict(lm_steps=30, lm_batch_size=8, lm_lr=1e-4, max_length=48, gm_steps=4, gm_real_batch=32,
                       gm_synthetic_batch=8, coreset_size=50, head_steps=5, candidates_per_example=4,
                       sample_batch_size=16),
         "standard": dict(lm_steps=2000, lm_batch_size=64, lm_lr=1e-5, max_length=64, gm_steps=200,
@@ -256,25 +277,45 @@ class DiLM(Distiller):
             raise ValueError(f"method {self.name!r}: task {task.name!r} has {len(task.input_fields)} input fields; "
                              f"DiLM generates one sentence or a sentence pair")
         self.check_params()
-        rng = np.random.default_rng(seed)
-        torch_seed = int(rng.integers(2**31 - 1))
 
-        conditional = add_condition_tokens(load_generator(self.generator, trainable=True), task)
-        features = torch.from_numpy(np.asarray(context.pool_embeddings(pool), dtype=np.float32))
-        with seeded(torch_seed):
-            lm_losses = self.fit_language_model(conditional, pool, rng)
-            gm_losses = self.match_gradients(conditional, pool, features, rng, context)
-        records, repeated = self.select_samples(conditional, pool, budget.value, rng, context)
+        key = self.training_key(pool, seed)
+        if key in _trained:
+            logger.info("dilm: reusing the generator trained on this pool with seed %d", seed)
+            trained = _trained[key]
+        else:
+            _trained.clear()
+            trained = self.train_generator(pool, seed, context)
+            _trained[key] = trained
+        # Sampling draws from its own seeded stream, so a reused generator yields the same set.
+        sampling_rng = np.random.default_rng([seed, 1])
+        records, repeated = self.select_samples(trained.conditional, pool, budget.value, sampling_rng, context)
 
         statistics = example_statistics(load_generator(self.generator), task, records)
         logger.info("dilm: %d records for task %s (budget %s, seed %d)", len(records), task.name, budget, seed)
         return self.text_set(pool, records, budget={"value": budget.value, "unit": budget.unit}, seed=seed,
                              per_example=statistics, perplexity_model=self.generator,
-                             repeated_examples=repeated, lm_losses=lm_losses, gm_losses=gm_losses)
+                             repeated_examples=repeated, lm_losses=trained.lm_losses,
+                             gm_losses=trained.gm_losses)
+
+    def training_key(self, pool: Pool, seed: int) -> tuple:
+        """Return the cache key of the trained generator: the pool, the seed and the training hyperparameters."""
+        params = tuple((k, v) for k, v in sorted(self.get_params().items()) if k not in SAMPLING_ONLY_PARAMS)
+        return pool.task.name, pool.fingerprint, len(pool), seed, params
+
+    def train_generator(self, pool: Pool, seed: int, context: DistillContext) -> TrainedGenerator:
+        """Run stages A and B on a fresh copy of the pretrained generator, seeded by `seed`."""
+        rng = np.random.default_rng([seed, 0])
+        conditional = add_condition_tokens(load_generator(self.generator, trainable=True), pool.task)
+        features = torch.from_numpy(np.asarray(context.pool_embeddings(pool), dtype=np.float32))
+        with seeded(int(rng.integers(2**31 - 1))):
+            lm_losses = self.fit_language_model(conditional, pool, rng)
+            gm_losses = self.match_gradients(conditional, pool, features, rng, context)
+        return TrainedGenerator(conditional, lm_losses, gm_losses)
 
     # ------------------------------------------------------------ stage A
 
-    def fit_language_model(self, conditional: ConditionalGenerator, pool: Pool, rng: np.random.Generator) -> list[float]:
+    def fit_language_model(self, conditional: ConditionalGenerator, pool: Pool,
+                           rng: np.random.Generator) -> list[float]:
         """Fine-tune the generator on pool records with the LM loss; returns the loss of every step."""
         if self.lm_steps == 0:
             return []
@@ -292,14 +333,14 @@ class DiLM(Distiller):
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         logger.info("dilm stage A: %d LM steps, loss %.3f -> %.3f", self.lm_steps, losses[0], losses[-1])
         return losses
 
     # ------------------------------------------------------------ stage B
 
     def coresets(self, pool: Pool, features: torch.Tensor, rng: np.random.Generator) -> dict[int, np.ndarray]:
-        """Pool indices of each class's k-means coreset: the rows nearest `coreset_size` centroids."""
+        """Select each class's k-means coreset: the pool rows nearest `coreset_size` centroids."""
         coresets = {}
         for label, rows in pool.indices_by_class().items():
             if len(rows) <= self.coreset_size:
@@ -338,14 +379,14 @@ class DiLM(Distiller):
                 if len(coreset) == 0:
                     continue
                 real_rows = rng.choice(coreset, size=min(self.gm_real_batch, len(coreset)), replace=False)
-                synthetic_ids = self.sample_class(conditional, label, self.gm_synthetic_batch, rng)
+                synthetic_ids = self.sample_class(conditional, task, label, self.gm_synthetic_batch, rng)
                 texts = [sample_text(conditional, task, ids) for ids in synthetic_ids]
                 synthetic_features = torch.from_numpy(np.asarray(context.embed(texts), dtype=np.float32))
                 model.train()
                 loss = matching_loss(conditional, head, label, features[real_rows], synthetic_ids,
                                      synthetic_features, self.tau)
                 loss.backward()
-                total += float(loss)
+                total += float(loss.detach())
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             head.zero_grad(set_to_none=True)
@@ -358,21 +399,41 @@ class DiLM(Distiller):
                 head_optimizer.zero_grad(set_to_none=True)
                 head_loss.backward()
                 head_optimizer.step()
-        logger.info("dilm stage B: %d generator steps, matching loss %.3f -> %.3f", self.gm_steps, losses[0], losses[-1])
+        logger.info("dilm stage B: %d generator steps, matching loss %.3f -> %.3f", self.gm_steps, losses[0],
+                    losses[-1])
         return losses
 
     # ------------------------------------------------------------ sampling the set
 
-    def sample_class(self, conditional: ConditionalGenerator, label: int, count: int,
+    def sample_class(self, conditional: ConditionalGenerator, task: TaskSpec, label: int, count: int,
                      rng: np.random.Generator) -> list[list[int]]:
-        """Sample `count` id sequences of class `label`, in chunks of `sample_batch_size`."""
+        """Sample `count` id sequences of class `label` (without the class token), in chunks.
+
+        For a pair task, a sample that ends without the separator gets the separator appended
+        and a second sentence of up to `max_length // 2` tokens sampled after it, so that a
+        briefly fine-tuned generator still yields well-formed pairs.
+        """
         conditional.model.eval()
+        prefix = [conditional.label_ids[label]]
         sequences: list[list[int]] = []
         while len(sequences) < count:
             size = min(self.sample_batch_size, count - len(sequences))
-            sequences += sample_ids(conditional.generator, [conditional.label_ids[label]], size,
-                                    max_new_tokens=self.max_length - 1, temperature=self.temperature,
-                                    top_p=self.top_p, seed=int(rng.integers(2**31 - 1)))
+            sequences += sample_ids(conditional.generator, [prefix], size, max_new_tokens=self.max_length - 1,
+                                    temperature=self.temperature, top_p=self.top_p,
+                                    seed=int(rng.integers(2**31 - 1)))
+        if conditional.separator_id is None:
+            return sequences
+
+        eos = conditional.generator.tokenizer.eos_token_id
+        unfinished = [i for i, ids in enumerate(sequences) if conditional.separator_id not in ids]
+        for start in range(0, len(unfinished), self.sample_batch_size):
+            chunk = unfinished[start:start + self.sample_batch_size]
+            firsts = [[t for t in sequences[i] if t != eos] + [conditional.separator_id] for i in chunk]
+            seconds = sample_ids(conditional.generator, [prefix + first for first in firsts], 1,
+                                 max_new_tokens=max(self.max_length // 2, 1), temperature=self.temperature,
+                                 top_p=self.top_p, seed=int(rng.integers(2**31 - 1)))
+            for i, first, second in zip(chunk, firsts, seconds):
+                sequences[i] = first + second
         return sequences
 
     def select_samples(self, conditional: ConditionalGenerator, pool: Pool, quota: int, rng: np.random.Generator,
@@ -390,7 +451,7 @@ class DiLM(Distiller):
             seen: set[str] = set()
             # Malformed and repeated samples are dropped, so more rounds are drawn while too few remain.
             for _ in range(self.max_rounds):
-                for ids in self.sample_class(conditional, label, target, rng):
+                for ids in self.sample_class(conditional, task, label, target, rng):
                     values = decode_sample(conditional, task, ids)
                     if values is None or normalized_key(joined_text(task, values)) in seen:
                         continue

@@ -60,7 +60,7 @@ class DistributionMatching(Distiller):
         class's synthetic rows. Inputs start from the rows the random baseline keeps at the same
         seed and are updated with Adam (the paper uses SGD at rates set for pixels).
         """
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         "smoke": dict(max_length=16, iterations=30, real_batch_per_class=32, num_filters=16),
         "quick": dict(max_length=32, iterations=300, real_batch_per_class=128, num_filters=100),
@@ -141,7 +141,7 @@ class DistributionMatchingMiniLM(Distiller):
         MiniLM, not a random one as in the paper, because these sets are meant for MiniLM learners.
         Inputs start from the rows the random baseline keeps at the same seed; Adam updates them.
         """
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         "smoke": dict(max_length=12, iterations=10),
         "quick": dict(max_length=16, iterations=40),

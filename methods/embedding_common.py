@@ -1,8 +1,9 @@
 """Shared machinery of the embedding-level distillers.
 
-It covers the pool rows that initialise a synthetic set, token banks that turn pool rows into
-GloVe or MiniLM input embeddings, a differentiable unrolled SGD loop over `torch.func.functional_call`,
-the objective curve every distiller logs, and the SyntheticSet that wraps the learned tensors.
+It draws the pool rows that initialise a synthetic set and turns pool rows into GloVe or MiniLM
+input embeddings. It also provides a differentiable unrolled SGD loop over
+`torch.func.functional_call`, the objective curve every distiller logs, and the SyntheticSet
+builder for the learned tensors.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 Params = dict[str, torch.Tensor]
 
-# At most this many points of an objective curve go into a manifest; longer curves are averaged
-# over consecutive blocks so a 20,000-iteration run still writes a small manifest.
+# The max number of objective-curve points written to a manifest. Longer curves are averaged over
+# consecutive blocks, so a 20,000-iteration run still writes a small manifest.
 CURVE_POINTS = 500
 
 
@@ -101,8 +102,8 @@ def check_positive(method: str, **values: float | int | None) -> None:
 class TokenBank:
     """Token ids [N, L] and masks [N, L] of texts, looked up in an embedding table [V, d] on demand.
 
-    Keeping ids instead of vectors holds a 67k-row pool in a few MB; `embed` builds the input
-    embeddings of a batch when it is needed.
+    Ids of a 67k-row pool take a few MB where its vectors would take about 1 GB, so `embed` builds
+    the input embeddings of a batch only when the batch is used.
     """
 
     ids: torch.Tensor
@@ -177,7 +178,7 @@ def glove_problem(pool: Pool, budget: Budget, seed: int, method: str, max_length
 
 
 def textcnn(num_classes: int, num_filters: int, dropout: float, device: str | torch.device = "cpu") -> nn.Module:
-    """A freshly initialised TextCNN of the `textcnn-glove` learner (filter widths 3, 4 and 5)."""
+    """Build a freshly initialised TextCNN of the `textcnn-glove` learner (filter widths 3, 4 and 5)."""
     from benchmark.learners.textcnn import TextCNN
 
     return TextCNN(num_classes, num_filters=num_filters, dropout=dropout).to(device)
@@ -192,7 +193,7 @@ def model_params(model: nn.Module) -> Params:
 
 def sgd_step(params: Params, loss: torch.Tensor, lr: torch.Tensor | float, *,
              create_graph: bool) -> Params:
-    """One plain SGD step `p - lr * grad`; parameters the loss does not use are kept as they are.
+    """Take one plain SGD step `p - lr * grad`; parameters that the loss does not use stay as they are.
 
     With `create_graph` the step stays differentiable, so an outer loss can backpropagate through it
     into the data and the learning rate.
@@ -252,7 +253,7 @@ class ObjectiveCurve:
                           self.total, value, len(recent), sum(recent) / len(recent))
 
     def manifest_entry(self) -> dict[str, Any]:
-        """The curve for a manifest: at most CURVE_POINTS block means, and the block length."""
+        """Return the manifest entries: the curve as at most CURVE_POINTS block means, and the block length."""
         block = max(1, math.ceil(len(self.values) / CURVE_POINTS))
         points = [float(np.mean(self.values[i:i + block])) for i in range(0, len(self.values), block)]
         return {"objective_curve": points, "objective_curve_block": block, "objective_iterations": len(self.values)}

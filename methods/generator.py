@@ -114,7 +114,7 @@ def record_fields(task: TaskSpec) -> tuple[str, ...]:
 
 
 def record_text(task: TaskSpec, record: Record) -> str:
-    """The text of a record that perplexity and token counts are measured on."""
+    """Return the text of a record on which perplexity and token counts are measured."""
     text = joined_text(task, record)
     if task.family == "instruction" and task.target_field:
         text = f"{text}\n{record.get(task.target_field, '')}"
@@ -122,19 +122,19 @@ def record_text(task: TaskSpec, record: Record) -> str:
 
 
 def task_summary(task: TaskSpec) -> str:
-    """First sentence of the task description: what the examples are, without split details."""
+    """Return the first sentence of the task description, which says what the examples are."""
     first = re.split(r"(?<=[.!?])\s", task.description.strip(), maxsplit=1)[0]
     return first.strip()
 
 
 def format_block(task: TaskSpec, record: Record) -> str:
-    """One record as `field: value` lines followed by the block separator."""
+    """Format one record as `field: value` lines followed by the block separator."""
     lines = [f"{name}: {record.get(name, '')}" for name in record_fields(task)]
     return "\n".join(lines) + f"\n{BLOCK_END}\n"
 
 
 def class_prompt(task: TaskSpec, label: int | None, shots: Sequence[Record]) -> str:
-    """Prompt asking for one more record of class `label` (None: no label), after example records.
+    """Build a prompt asking for one more record of class `label` (None: no label) after example records.
 
     The prompt ends with the first field's name, so the continuation is that field's value.
     """
@@ -181,15 +181,15 @@ def parse_block(task: TaskSpec, continuation: str) -> tuple[dict[str, str] | Non
 
 
 def normalized_key(text: str) -> str:
-    """Key under which two texts count as duplicates: lower case, single spaces."""
+    """Return the key under which two texts count as duplicates: lower case, single spaces."""
     return " ".join(text.lower().split())
 
 
 def fill_quota(items: list[Any], quota: int, what: str) -> tuple[list[Any], int]:
-    """`items` repeated in order up to `quota` entries when there are fewer; returns them and the repeat count.
+    """Repeat `items` in order up to `quota` entries when there are fewer; returns them and the repeat count.
 
-    Per-class budgets require exactly `quota` examples, so a class with too few distinct samples
-    repeats its samples instead of failing the cell; the count goes into the set's manifest.
+    Per-class budgets require exactly `quota` examples. A class with too few distinct samples
+    therefore repeats its samples instead of failing the cell, and the caller stores the count.
     """
     if not items:
         raise RuntimeError(f"{what}: the generator produced no usable sample; raise max_new_tokens or the "
@@ -222,19 +222,29 @@ def sample_continuations(generator: Generator, prompt: str, count: int, *, max_n
     return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def sample_ids(generator: Generator, prefix_ids: Sequence[int], count: int, *, max_new_tokens: int,
+def sample_ids(generator: Generator, prefixes: Sequence[Sequence[int]], per_prefix: int, *, max_new_tokens: int,
                temperature: float, top_p: float, seed: int) -> list[list[int]]:
-    """Sample `count` token sequences after `prefix_ids`, each cut after its first eos token."""
+    """Sample `per_prefix` token sequences after each prefix, each cut after its first eos token.
+
+    Returns the new tokens only, `per_prefix` consecutive entries per prefix in prefix order.
+    Prefixes of different lengths are left-padded, so they share one `generate` call.
+    """
     tokenizer, model = generator.tokenizer, generator.model
-    prefix = torch.tensor([list(prefix_ids)], dtype=torch.long, device=generator.device)
+    width = max(len(prefix) for prefix in prefixes)
+    ids = torch.full((len(prefixes), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, prefix in enumerate(prefixes):
+        if prefix:
+            ids[row, width - len(prefix):] = torch.tensor(list(prefix), dtype=torch.long)
+            mask[row, width - len(prefix):] = 1
     with seeded(seed), torch.inference_mode():
         output = model.generate(
-            input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=True,
+            input_ids=ids.to(generator.device), attention_mask=mask.to(generator.device), do_sample=True,
             temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-            num_return_sequences=count, pad_token_id=tokenizer.pad_token_id,
+            num_return_sequences=per_prefix, pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id)
     sequences = []
-    for row in output[:, prefix.shape[1]:].tolist():
+    for row in output[:, width:].tolist():
         if tokenizer.eos_token_id in row:
             row = row[:row.index(tokenizer.eos_token_id) + 1]
         sequences.append(row)
@@ -244,7 +254,7 @@ def sample_ids(generator: Generator, prefix_ids: Sequence[int], count: int, *, m
 # ---------------------------------------------------------------- scoring
 
 def context_token_id(tokenizer: Any) -> int:
-    """Token that precedes a text scored on its own: the document separator the LM was pretrained with.
+    """Return the token placed before a text scored on its own: the LM's pretraining document separator.
 
     That is `<|endoftext|>` where the vocabulary has it (GPT-2, SmolLM2), else the bos token, else
     the eos token. SmolLM2's eos token `<|im_end|>` closes a chat turn and is almost always followed
@@ -263,7 +273,7 @@ def context_token_id(tokenizer: Any) -> int:
 
 def token_nll(model: nn.Module, sequences: Sequence[Sequence[int]], scored_from: Sequence[int],
               pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed negative log-likelihood [n] and number of scored tokens [n] of token sequences.
+    """Compute the summed negative log-likelihood [n] and the number of scored tokens [n] of token sequences.
 
     Token j of sequence i is scored when j >= scored_from[i] (j >= 1 always, as token 0 has no
     context). Gradients flow to the model unless the caller disables them.
@@ -288,10 +298,10 @@ def token_nll(model: nn.Module, sequences: Sequence[Sequence[int]], scored_from:
 
 def continuation_nll(generator: Generator, contexts: Sequence[str], texts: Sequence[str],
                      batch_size: int = SCORE_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Summed NLL and token counts of each `texts[i]` given `contexts[i]`, without gradients.
+    """Compute the summed NLL and token count of each `texts[i]` given `contexts[i]`, without gradients.
 
-    Every sequence starts with `context_token_id`, so an empty context scores the text on its own. Sequences are scored in
-    batches sorted by length, so padding stays small.
+    Every sequence starts with `context_token_id`, so an empty context scores the text on its own.
+    Sequences are scored in batches sorted by length, so padding stays small.
     """
     tokenizer = generator.tokenizer
     start_token = context_token_id(tokenizer)
@@ -316,7 +326,7 @@ def continuation_nll(generator: Generator, contexts: Sequence[str], texts: Seque
 
 
 def example_statistics(generator: Generator, task: TaskSpec, records: Sequence[Record]) -> list[dict[str, Any]]:
-    """Length in generator tokens and perplexity under the generator of every record's text.
+    """Measure every record's length in generator tokens and its perplexity under the generator.
 
     Perplexity is exp(mean token NLL) of the record text after the document separator token; a record
     with no tokens gets perplexity NaN.
@@ -331,9 +341,9 @@ def example_statistics(generator: Generator, task: TaskSpec, records: Sequence[R
 
 
 def label_log_probabilities(generator: Generator, task: TaskSpec, records: Sequence[Record]) -> np.ndarray:
-    """log P(label name | record) [n, C] under the generator, normalized over the task's classes.
+    """Compute log P(label name | record) [n, C] under the generator, normalized over the task's classes.
 
-    Each record is shown as its field block followed by `label:`; the score of a class is the
+    Each record is written as its field block followed by `label:`. The score of a class is the
     summed log-probability of its name's tokens after a space.
     """
     contexts, texts = [], []

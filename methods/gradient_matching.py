@@ -79,7 +79,7 @@ class GradientMatching(Distiller):
         `net_steps` SGD steps on the synthetic set. Inputs start from the rows the random baseline
         keeps at the same seed and are updated with Adam (the paper uses SGD at rates set for pixels).
         """
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         "smoke": dict(max_length=16, iterations=20, outer_loop=3, net_steps=2, real_batch_per_class=32,
                       num_filters=16, lr_inputs=0.01),

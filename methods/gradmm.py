@@ -17,6 +17,7 @@ constraint x = E[z] (E: the decoder's input embeddings), with a dual variable u:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,7 @@ def prompt_ids(tokenizer: Any, task: TaskSpec, field_tokens: list[list[int]]) ->
 
 
 def slot_vocabulary(generator: Generator) -> torch.Tensor:
-    """Boolean mask [vocab] of tokens a slot may take: not special or added, not blank, no newline.
+    """Return a boolean mask [vocab] of the tokens a slot may take: not special or added, not blank, no newline.
 
     A newline inside a field would blur where one field of the prompt ends and the next begins, and
     a field of blank tokens would decode to an empty text, which `check_set` rejects.
@@ -115,15 +116,28 @@ def slot_vocabulary(generator: Generator) -> torch.Tensor:
     return _slot_vocabularies[generator.name]
 
 
+def cache_keyword(model: nn.Module) -> str:
+    """Return the name of the key-value cache argument of `model.forward`.
+
+    It is `cache` where forward takes it (transformers 5.25), else `past_key_values`.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def returned_cache(output: Any) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 def last_hidden(generator: Generator, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                 last: torch.Tensor) -> torch.Tensor:
-    """Final hidden states [n, d] at positions `last` [n], the inputs of the output layer."""
+    """Compute the final hidden states [n, d] at positions `last` [n], which feed the output layer."""
     states = generator.model.base_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
     return states[torch.arange(len(last)), last]
 
 
 def output_gradient(hidden: torch.Tensor, weights: torch.Tensor, label: int) -> torch.Tensor:
-    """Gradient [C, d] of the mean cross-entropy over label tokens w.r.t. their output rows `weights`.
+    """Compute the gradient [C, d] of the mean cross-entropy over label tokens w.r.t. their output rows `weights`.
 
     For logits h W^T the gradient is (softmax(h W^T) - onehot)^T h / n, written out so it stays
     differentiable with respect to the hidden states.
@@ -154,11 +168,11 @@ class GRADMM(Distiller):
         update u += rho (x - E[z]). The set is the final tokens z decoded into text.
         """
     # NOTE: "standard" keeps the paper's design (decoder classifier, output-layer gradient, top-k
-    # projection scored by the LM) with step counts of our choosing; the paper fine-tunes larger
-    # decoders and its exact iteration counts were not checked against the authors' code.
+    # projection scored by the LM) with step counts of our choosing. The paper fine-tunes larger
+    # decoders, and its iteration counts were not checked against the authors' code.
     tier_params = {
         "smoke": dict(iterations=1, x_steps=1, seq_length=6, real_batch=4, top_k=4),
-        "quick": dict(iterations=3, x_steps=4, seq_length=16, real_batch=16, top_k=10),
+        "quick": dict(iterations=2, x_steps=3, seq_length=12, real_batch=16, top_k=10),
         "standard": dict(iterations=20, x_steps=20, seq_length=48, real_batch=128, top_k=50),
     }
 
@@ -257,7 +271,7 @@ class GRADMM(Distiller):
 
     def real_gradient(self, generator: Generator, pool: Pool, rows: np.ndarray, label: int,
                       label_rows: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Output-layer gradient [C, d] of a real batch of class `label`, fixed for the whole run."""
+        """Compute the output-layer gradient [C, d] of a real batch of class `label`, fixed for the whole run."""
         task, tokenizer = pool.task, generator.tokenizer
         picked = rng.choice(rows, size=min(self.real_batch, len(rows)), replace=False)
         sequences = [prompt_ids(tokenizer, task, self.field_tokens(tokenizer, pool.records[i], task,
@@ -298,11 +312,11 @@ class GRADMM(Distiller):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        return float(matching)
+        return float(matching.detach())
 
     def project(self, generator: Generator, template: Template, target: torch.Tensor, embeddings: torch.Tensor,
                 allowed: torch.Tensor) -> torch.Tensor:
-        """z-update: token ids [n, S] for the slot targets [n, S, d], chosen left to right.
+        """Run the z-update: choose token ids [n, S] for the slot targets [n, S, d], left to right.
 
         Each slot takes, among the `top_k` allowed tokens nearest its target by cosine similarity,
         the one with the highest probability under the decoder given the prompt so far.
@@ -314,9 +328,10 @@ class GRADMM(Distiller):
         ids = template.ids.clone()
         slots = torch.nonzero(template.slots).flatten().tolist()
         first = slots[0]
+        keyword = cache_keyword(generator.model)
         with torch.inference_mode():
             output = generator.model(input_ids=ids[:, :first], use_cache=True)
-            cache, logits = output.past_key_values, output.logits[:, -1]
+            cache, logits = returned_cache(output), output.logits[:, -1]
             slot = 0
             for position in range(first, ids.shape[1] - 1):
                 if template.slots[position]:
@@ -324,9 +339,9 @@ class GRADMM(Distiller):
                     scores = torch.log_softmax(logits.float(), dim=-1).gather(1, options)
                     ids[:, position] = options.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
                     slot += 1
-                output = generator.model(input_ids=ids[:, position:position + 1], past_key_values=cache,
-                                         use_cache=True)
-                cache, logits = output.past_key_values, output.logits[:, -1]
+                output = generator.model(input_ids=ids[:, position:position + 1], use_cache=True,
+                                         **{keyword: cache})
+                cache, logits = returned_cache(output), output.logits[:, -1]
         return ids[:, template.slots]
 
     @staticmethod

@@ -2,8 +2,8 @@
 
 A generation baseline in the line of ZeroGen (Ye et al. 2022, label-conditional prompts) and
 Self-Instruct (Wang et al. 2023, new instruction/response pairs in the style of a few seed
-examples). The prompt holds the task description, the class name and a few pool rows of that
-class; sampled continuations are parsed into records, duplicates and copies of pool rows are
+examples). The prompt contains the task description, the class name and a few pool rows of that
+class. Sampled continuations are parsed into records, duplicates and copies of pool rows are
 dropped, and the generator's own scores pick the records that are kept.
 """
 
@@ -33,6 +33,7 @@ from methods.generator import (
     load_generator,
     normalized_key,
     parse_block,
+    record_fields,
     record_text,
     sample_continuations,
 )
@@ -53,7 +54,7 @@ class Candidate:
 
 
 def response_log_likelihood(generator: Generator, task: TaskSpec, candidates: list[Candidate]) -> np.ndarray:
-    """Mean token log-likelihood [n] of each candidate's target given its input fields."""
+    """Compute the mean token log-likelihood [n] of each candidate's target given its input fields."""
     target = task.target_field
     contexts, texts = [], []
     for candidate in candidates:
@@ -77,14 +78,14 @@ class LMSynthesis(Distiller):
                 "Wang et al. 2023, Self-Instruct: Aligning Language Models with Self-Generated Instructions, ACL.")
     description = """
         Prompts a causal LM (SmolLM2-135M-Instruct by default) with the task description, the class
-        name and `shots` random pool rows of that class written as `field: value` blocks, and
-        samples continuations that are parsed back into records. Duplicates, malformed samples and
-        copies of pool rows are dropped. Of the rest, each class keeps the `budget` records with the
-        highest generator probability of their intended class name given the text, normalized over
-        the task's classes. For instruction tasks it writes instruction/input/output records in the
-        style of `shots` pool rows and keeps the `budget` records (in total) whose output has the
-        highest mean token log-likelihood given the instruction. Samples that reached the end of
-        their block rank before truncated ones.
+        name and `shots` random pool rows of that class written as `field: value` blocks. It samples
+        continuations of up to `max_new_tokens` tokens per field and parses them back into records.
+        Duplicates, malformed samples and copies of pool rows are dropped. Of the rest, each class
+        keeps the `budget` records with the highest generator probability of their intended class
+        name given the text, normalized over the task's classes. For instruction tasks it writes
+        instruction/input/output records in the style of `shots` pool rows and keeps the `budget`
+        records (in total) whose output has the highest mean token log-likelihood given the
+        instruction. Samples that reached the end of their block rank before truncated ones.
         """
     # NOTE: the "standard" values are our own scale-up; ZeroGen and Self-Instruct used much larger
     # generators and candidate pools, which a 135M generator cannot reproduce.
@@ -161,16 +162,20 @@ class LMSynthesis(Distiller):
         short = np.array([i for i in rows if len(record_text(task, pool.records[i])) <= self.shot_max_chars])
         shot_rows = short if len(short) >= self.shots else rows
         target = self.candidates_per_example * quota
+        max_new_tokens = self.max_new_tokens * len(record_fields(task))
         candidates: list[Candidate] = []
         seen: set[str] = set()
         for _ in range(self.max_rounds):
             drawn = 0
             while drawn < target:
-                shots = [pool.records[i] for i in rng.choice(shot_rows, size=min(self.shots, len(shot_rows)),
-                                                             replace=False)]
+                # A class without pool rows gets a zero-shot prompt: description and class name only.
+                picked = []
+                if len(shot_rows):
+                    picked = rng.choice(shot_rows, size=min(self.shots, len(shot_rows)), replace=False)
+                shots = [pool.records[int(i)] for i in picked]
                 size = min(self.sample_batch_size, target - drawn)
                 continuations = sample_continuations(
-                    generator, class_prompt(task, label, shots), size, max_new_tokens=self.max_new_tokens,
+                    generator, class_prompt(task, label, shots), size, max_new_tokens=max_new_tokens,
                     temperature=self.temperature, top_p=self.top_p, seed=int(rng.integers(2**31 - 1)))
                 drawn += size
                 for continuation in continuations:

@@ -62,14 +62,14 @@ class TrajectoryMatching(Distiller):
         rate). The rate is stored as extra "lrs", repeated native_steps times, for the native track.
         """
     learn_inputs: ClassVar[bool] = True
-    # Values with a source say so; the rest are our choice for a 2-core CPU or a single GPU.
+    # Each value with a published source names it. The other values are our choice for a 2-core CPU or a GPU.
     tier_params = {
         "smoke": dict(max_length=16, num_experts=1, expert_epochs=3, match_epochs=1, max_start_epoch=2,
                       syn_steps=5, iterations=20, num_filters=16, native_steps=20),
         "quick": dict(max_length=32, num_experts=2, expert_epochs=6, match_epochs=2, max_start_epoch=4,
                       syn_steps=20, iterations=80, num_filters=100, native_steps=300),
         # syn_steps 30, match_epochs 2, max_start_epoch 20 and 5,000 iterations are the CIFAR-10
-        # 10-per-class command of the authors' README (GeorgeCazenavette/mtt-distillation); the
+        # 10-per-class command of the authors' README (GeorgeCazenavette/mtt-distillation). The
         # expert count and length are ours.
         "standard": dict(max_length=64, num_experts=20, expert_epochs=30, match_epochs=2, max_start_epoch=20,
                          syn_steps=30, iterations=5000, num_filters=100, native_steps=1000),

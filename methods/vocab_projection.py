@@ -38,8 +38,8 @@ INITS = ("real", "random")
 class SequenceLayout:
     """Token ids [n, L] of `[CLS] field1 [SEP] (field2 [SEP])` rows, right-padded with [PAD].
 
-    `slots` marks the positions that hold field tokens, the ones that are optimized; `segment` is
-    the index of the field a slot belongs to (-1 elsewhere) and doubles as the token-type id.
+    `slots` marks the positions of field tokens, which are the optimized ones. `segment` is the
+    index of the field a slot belongs to (-1 elsewhere).
     """
 
     ids: torch.Tensor
@@ -82,7 +82,7 @@ def build_layout(tokenizer, field_ids: list[list[list[int]]], labels: list[int])
 
 
 def allowed_tokens(tokenizer) -> torch.Tensor:
-    """Boolean mask [vocab] of tokens a slot may project to: no special or `[unused..]` tokens."""
+    """Return a boolean mask [vocab] of the tokens a slot may project to: no special or `[unused..]` tokens."""
     allowed = torch.ones(len(tokenizer), dtype=torch.bool)
     allowed[tokenizer.all_special_ids] = False
     for token, token_id in tokenizer.get_vocab().items():
@@ -94,7 +94,7 @@ def allowed_tokens(tokenizer) -> torch.Tensor:
 
 def project_to_tokens(embeddings: torch.Tensor, vocabulary: torch.Tensor,
                       allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest allowed vocabulary token by cosine similarity for each row of `embeddings` [m, d].
+    """Find the nearest allowed vocabulary token by cosine similarity for each row of `embeddings` [m, d].
 
     Returns the token ids [m] and their cosine similarities [m].
     """
@@ -105,7 +105,7 @@ def project_to_tokens(embeddings: torch.Tensor, vocabulary: torch.Tensor,
 
 
 def pooled_features(encoder: nn.Module, inputs: torch.Tensor, layout: SequenceLayout) -> torch.Tensor:
-    """Unit-length mean-pooled MiniLM sentence embeddings [n, 384] of input embeddings [n, L, 384]."""
+    """Encode input embeddings [n, L, 384] into unit-length mean-pooled MiniLM sentence embeddings [n, 384]."""
     states = encoder(inputs_embeds=inputs, attention_mask=layout.attention_mask,
                      token_type_ids=layout.token_type_ids).last_hidden_state
     weights = layout.attention_mask.unsqueeze(-1).to(states.dtype)
@@ -134,17 +134,17 @@ class VocabProjection(Distiller):
         Optimizes `budget` word-embedding sequences per class in all-MiniLM-L6-v2's input space
         (fed through inputs_embeds, so the encoder adds position and token-type embeddings). With
         objective "distribution" it matches each class's mean of the mean-pooled, unit-length
-        sentence embeddings to the mean over a real batch; with "gradient" it matches the gradient
+        sentence embeddings to the mean over a real batch. With "gradient" it matches the gradient
         of a freshly initialized linear head between a real batch and the synthetic examples of
         each class (1 - cosine). Sequences start from random pool rows of their class (or random
         tokens) and keep their length. Each optimized position is then replaced by the vocabulary
         token of highest cosine similarity, and the tokens are decoded into text in the task's schema.
         """
-    # NOTE: no published setting exists for this combination on text; "standard" scales the
-    # quick values up (DM's real batch of 256 per class) rather than reproducing a paper's table.
+    # NOTE: no published setting exists for this combination on text. "standard" scales the
+    # quick values up, with DM's real batch of 256 per class, and reproduces no paper's table.
     tier_params = {
         "smoke": dict(steps=2, real_batch=16, seq_length=12),
-        "quick": dict(steps=60, real_batch=64, seq_length=24),
+        "quick": dict(steps=150, real_batch=64, seq_length=24),
         "standard": dict(steps=1000, real_batch=256, seq_length=48),
     }
 
@@ -228,7 +228,7 @@ class VocabProjection(Distiller):
 
     def optimize(self, encoder: nn.Module, vocabulary: torch.Tensor, layout: SequenceLayout, real: torch.Tensor,
                  pool: Pool, rng: np.random.Generator) -> tuple[torch.Tensor, list[float]]:
-        """Adam on the slot embeddings; returns the optimized inputs [n, L, 384] and the loss of every step."""
+        """Run Adam on the slot embeddings; returns the optimized inputs [n, L, 384] and the loss of every step."""
         task = pool.task
         fixed = vocabulary[layout.ids]
         learned = fixed.clone().requires_grad_(True)
@@ -258,7 +258,7 @@ class VocabProjection(Distiller):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         logger.info("vocab-projection: %d %s-matching steps, loss %.4f -> %.4f", self.steps, self.objective,
                     losses[0], losses[-1])
         return torch.where(slots, learned, fixed).detach(), losses

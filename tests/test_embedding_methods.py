@@ -1,6 +1,6 @@
 """Embedding-level distillers on a real SST-2 pool subset at smoke settings.
 
-Every method runs once per module on 200 stratified pool rows at 2 examples per class; the tests
+Every method runs once per module on 200 stratified pool rows at 2 examples per class. The tests
 then check its objective curve, tensor shapes, the budget check, the disk round trip and that the
 same seed repeats the same set.
 """
@@ -97,9 +97,11 @@ def test_method_metadata(name):
     for params in cls.tier_params.values():
         cls.for_tier("smoke", **params)  # every tier's values are accepted hyperparameters
     if name in COMPANIONS:
-        assert cls.category == "selection" and cls.tracks == ("native",)
+        assert cls.category == "selection"
+        assert cls.tracks == ("native",)
     else:
-        assert cls.category == "embedding-level" and cls.tracks == ("standard", "native")
+        assert cls.category == "embedding-level"
+        assert cls.tracks == ("standard", "native")
         assert cls.requires == (LEARNING[name][0],)
 
 
@@ -126,7 +128,9 @@ def test_set_shapes(distilled, name):
     width = 50 if backbone == GLOVE else 384
     inputs = synthetic.tensors["inputs"]
     assert synthetic.backbone == backbone
-    assert inputs.dim() == 3 and inputs.shape[0] == 4 and inputs.shape[2] == width
+    assert inputs.dim() == 3
+    assert inputs.shape[0] == 4
+    assert inputs.shape[2] == width
     assert synthetic.tensors["attention_mask"].shape == inputs.shape[:2]
     assert sorted(synthetic.tensors["labels"].tolist()) == [0, 0, 1, 1]
     assert ("soft_labels" in synthetic.tensors) == soft

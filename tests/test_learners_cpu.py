@@ -280,6 +280,13 @@ def test_textcnn_native_uses_lrs() -> None:
     assert standard_report.steps == TextCNNLearner.recipe_for("smoke").steps
 
 
+@pytest.mark.parametrize("lrs", [torch.zeros(0), torch.zeros(2, 3)])
+def test_textcnn_bad_lrs_raises(lrs: torch.Tensor) -> None:
+    synthetic = dataclasses.replace(random_subset("trec", 1), extras={"lrs": lrs})
+    with pytest.raises(ValueError, match="extra 'lrs' has shape .*expected a non-empty 1-D tensor"):
+        make_learner("textcnn-glove", "trec", tier="smoke").fit(synthetic, seed=0, native=True)
+
+
 # ---------------------------------------------------------------- applicability and errors
 
 

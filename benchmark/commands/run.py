@@ -74,13 +74,18 @@ def run(args: argparse.Namespace) -> int:
                         ("seeds", "distill_seeds"), ("train_seeds", "train_seeds")):
         if getattr(args, option):
             changes[key] = getattr(args, option)
+    if args.tasks:  # overrides of tasks left out of the run no longer apply
+        changes["task_overrides"] = {t: o for t, o in suite.task_overrides.items() if t in args.tasks}
     if args.seeds:
         changes["random_seeds"] = None
     if args.budgets:
         changes["budgets"] = {"per_class": args.budgets, "total": args.budgets}
     if args.track:
         changes["tracks"] = ("standard", "native") if args.track == "both" else (args.track,)
-    if changes:
+    if changes:  # an option given on the command line also replaces the per-task overrides
+        overrides = changes.pop("task_overrides", suite.task_overrides)
+        changes["task_overrides"] = {task: {k: v for k, v in values.items() if k not in changes}
+                                     for task, values in overrides.items()}
         suite = suite.replace(**changes)
     method_paths = load_method_paths(args.method_path)
     summary = run_suite(suite, args.results_dir, executor=args.executor, overwrite=args.overwrite,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import tasks
 from benchmark.harness.records import record_key
 from benchmark.harness.suite import Suite
+
+logger = logging.getLogger(__name__)
 
 FULL_METHOD = "full"
 RANDOM_METHOD = "random"
@@ -76,12 +79,13 @@ def task_budgets(suite: Suite, task: tasks.TaskSpec) -> tuple[int, ...]:
 
 def expand(suite: Suite, method_tracks: dict[str, tuple[str, ...]],
            method_params: dict[str, dict[str, Any]] | None = None,
-           method_paths: dict[str, str] | None = None) -> list[Cell]:
+           method_paths: dict[str, str] | None = None,
+           method_families: dict[str, tuple[str, ...]] | None = None) -> list[Cell]:
     """List the cells of `suite` in a stable order (task, method, budget, seed).
 
     `method_tracks` gives the tracks each method supports; a method is scored on the suite's
-    tracks that it supports, and selection baselines and the full reference on every suite track
-    (they have no extras, so both tracks train them the same way).
+    tracks that it supports. A method whose `method_families` exclude a task's family gets no
+    cell for that task.
     """
     method_params = method_params or {}
     method_paths = method_paths or {}
@@ -90,6 +94,10 @@ def expand(suite: Suite, method_tracks: dict[str, tuple[str, ...]],
         task = tasks.get(task_name)
         task_suite = suite.for_task(task_name)
         for method in task_suite.methods:
+            if method_families and task.family not in method_families.get(method, (task.family,)):
+                logger.debug("skipping method %s on task %s: it does not handle the %s family",
+                             method, task_name, task.family)
+                continue
             tracks = [t for t in task_suite.tracks if t in method_tracks[method]]
             runs = tuple(Run(learner, seed, track) for learner in task_suite.learners
                          for seed in task_suite.train_seeds for track in tracks)

@@ -59,10 +59,10 @@ def validate_suite(suite: Suite) -> None:
 
 def build_cells(suite: Suite, method_paths: dict[str, str] | None = None) -> list[Cell]:
     validate_suite(suite)
-    tracks = {name: methods.get(name).tracks for name in suite.methods}
-    methods_all = {m for o in suite.task_overrides.values() for m in o.get("methods", ())}
-    tracks |= {name: methods.get(name).tracks for name in methods_all}
-    return expand(suite, tracks, method_paths=method_paths)
+    names = set(suite.methods) | {m for o in suite.task_overrides.values() for m in o.get("methods", ())}
+    tracks = {name: methods.get(name).tracks for name in names}
+    families = {name: methods.get(name).families for name in names}
+    return expand(suite, tracks, method_paths=method_paths, method_families=families)
 
 
 def run_suite(suite: Suite, results_dir: str, executor: str = "local", overwrite: str = "never",

@@ -101,7 +101,7 @@ class BatchSampler:
 
 
 def step_learning_rates(train: SyntheticSet, native: bool) -> torch.Tensor | None:
-    """The set's learned per-step learning rates ("lrs" extra) when `native` is on, else None."""
+    """Return the set's learned per-step learning rates (extra "lrs") under `native`, else None."""
     if not native or "lrs" not in train.extras:
         return None
     lrs = train.extras["lrs"].detach().float().flatten()
@@ -190,7 +190,7 @@ def load_pretrained(model_class: Any, backbone: str, **model_kwargs: Any) -> tup
 # ---------------------------------------------------------------- objectives
 
 class Objective(Protocol):
-    """What the fine-tuning learner needs from one task family: model, data, loss and scores."""
+    """Interface of one task family to the fine-tuning learner: model, training data, loss and scores."""
 
     def build_model(self) -> tuple[Any, nn.Module]: ...
 
@@ -292,7 +292,7 @@ class ClassificationObjective:
         return TokenizedExamples(self.tokenize(tokenizer, train.records), labels, soft, tokenizer.pad_token_id)
 
     def _target_distribution(self, record: Record, index: int) -> torch.Tensor:
-        """The record's soft label, or a one-hot of its hard label when it carries none."""
+        """Return the record's soft label, or a one-hot vector of its hard label when it has none."""
         classes = self.task.num_classes
         if SOFT_LABEL_KEY not in record:
             return F.one_hot(torch.tensor(int(record[self.task.label_field])), classes).float()
@@ -354,7 +354,9 @@ class EncoderFinetuneLearner(Learner):
     """Fine-tunes every weight of a pretrained encoder backbone with a fresh task head per run.
 
     Subclasses set `backbone` (a shipped backbone name or a Hub model id) and `recipes`. Recipe
-    options: `qa_max_length` and `qa_stride` (QA window length and overlap in tokens).
+    options: `qa_max_length` and `qa_stride` (QA window length and overlap in tokens). Under
+    `native`, a set's "lrs" extra sets the number of steps and each step's learning rate, with
+    no warmup or decay, and soft labels replace hard ones.
     """
 
     backbone: ClassVar[str]
@@ -441,12 +443,13 @@ class EncoderFinetuneLearner(Learner):
 
 
 def finetune_recipes(learner: str, model: str) -> dict[str, Recipe]:
-    """The smoke, quick and standard recipes of a fine-tuning learner on `model`."""
+    """Build the smoke, quick and standard recipes of a fine-tuning learner on `model`."""
     return {
         "smoke": Recipe(learner=learner, tier="smoke", model=model, steps=10, full_data_steps=10, lr=1e-4,
                         batch_size=8, max_length=32, warmup_ratio=0.1, weight_decay=0.01, grad_clip=1.0,
                         options=(("qa_max_length", 128), ("qa_stride", 32))),
-        # Sized for a 2-core CPU, where one step on 16 rows of 64 tokens takes about 2 s.
+        # Sized for a 2-core CPU: one MiniLM step on 32 rows of 64 tokens took about 4 s on one,
+        # so 40 steps of 16 short rows take a minute or two (an estimate; QA windows cost more).
         "quick": Recipe(learner=learner, tier="quick", model=model, steps=40, full_data_steps=150, lr=1e-4,
                         batch_size=16, max_length=128, warmup_ratio=0.1, weight_decay=0.01, grad_clip=1.0,
                         options=(("qa_max_length", 256), ("qa_stride", 64))),
@@ -455,9 +458,9 @@ def finetune_recipes(learner: str, model: str) -> dict[str, Recipe]:
 
 
 def standard_recipe(learner: str, model: str) -> Recipe:
-    """Paper-scale protocol: 200 AdamW steps at lr 1e-4, half of them warmup, batch min(64, n)."""
-    # NOTE: full_data_steps (1,000 steps of 64 rows, about one SST-2 epoch) is this suite's choice;
-    # the protocol fixes only the synthetic-set training.
+    """Build the paper-scale recipe: 200 AdamW steps at lr 1e-4, half of them warmup, batch min(64, n)."""
+    # NOTE: full_data_steps (1,000 steps of 64 rows, about one epoch of SST-2's 67k rows) is this
+    # suite's choice, because the protocol fixes only the training on synthetic sets.
     return Recipe(learner=learner, tier="standard", model=model, steps=200, full_data_steps=1000, lr=1e-4,
                   batch_size=64, max_length=512, warmup_ratio=0.5, weight_decay=0.01, grad_clip=1.0,
                   options=(("qa_max_length", 384), ("qa_stride", 128)))

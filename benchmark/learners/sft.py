@@ -177,41 +177,47 @@ class SmolLM2SFT(Learner):
                            steps=steps, examples=len(examples), losses=losses)
 
     def evaluate(self, split: Split) -> dict[str, float]:
-        """NLL per response token and ROUGE-L on `split`; before `fit`, scores the pretrained model."""
+        """Score NLL per response token and ROUGE-L on `split`; before `fit`, the pretrained model is scored."""
         if len(split) == 0:
             raise ValueError(f"split {split.name!r} of task {self.task.name!r} is empty; nothing to evaluate")
-        if self.model is None:
-            logger.info("%s: fit() was not called, so the pretrained model is scored", self.name)
-            self.model = self._load().eval()
         scores = {"nll": self.mean_nll(split.records),
                   "rouge_l": self.mean_rouge_l(split.records[:self.recipe.option("generate_records", 8)])}
         return {name: scores[name] for name in self.task.metrics}
 
+    def scored_model(self) -> nn.Module:
+        """Return the model trained by `fit`, or load the pretrained one when `fit` was not called."""
+        if self.model is None:
+            logger.info("%s: fit() was not called, so the pretrained model is scored", self.name)
+            self.model = self._load().eval()
+        return self.model
+
     def mean_nll(self, records: Sequence[Record]) -> float:
-        """Mean negative log-likelihood (nats) per reference response token, pooled over `records`."""
+        """Compute the mean negative log-likelihood (nats) per reference response token over `records`."""
+        model = self.scored_model()
         examples = [encode_example(self.tokenizer, r, self.recipe.max_length) for r in records]
         total, count = 0.0, 0
         with torch.inference_mode():
             for indices in length_sorted_batches([e.length for e in examples], EVAL_BATCH_SIZE):
                 batch = collate_examples([examples[i] for i in indices], self.tokenizer.pad_token_id)
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                total += float(response_nll(self.model, batch, reduction="sum"))
+                total += float(response_nll(model, batch, reduction="sum"))
                 count += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         return total / count
 
     def generate(self, record: Record) -> str:
-        """Greedy continuation of the record's prompt, up to `max_new_tokens` tokens or <|im_end|>."""
+        """Generate the greedy continuation of the record's prompt, up to `max_new_tokens` tokens or <|im_end|>."""
+        model = self.scored_model()
         prompt = format_prompt(str(record["instruction"]), str(record.get("input", "")))
         ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
         ids = ids[:, -self.recipe.max_length:].to(self.device)
         with torch.inference_mode():
-            output = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                         max_new_tokens=self.recipe.option("max_new_tokens", 48),
-                                         eos_token_id=self.tokenizer.eos_token_id,
-                                         pad_token_id=self.tokenizer.pad_token_id)
+            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=self.recipe.option("max_new_tokens", 48),
+                                    eos_token_id=self.tokenizer.eos_token_id,
+                                    pad_token_id=self.tokenizer.pad_token_id)
         return self.tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
     def mean_rouge_l(self, records: Sequence[Record]) -> float:
-        """Mean ROUGE-L F1 of greedy generations against the reference outputs of `records`."""
+        """Compute the mean ROUGE-L F1 of greedy generations against the reference outputs of `records`."""
         scores = [rouge_l(self.generate(r), str(r["output"])) for r in records]
         return sum(scores) / len(scores)

@@ -208,6 +208,9 @@ class TextCNNLearner(Learner):
         recipe = self.recipe
         lrs = train.extras.get("lrs") if native else None
         if lrs is not None:
+            if lrs.dim() != 1 or len(lrs) == 0:
+                raise ValueError(f"synthetic set of method {train.method!r}: extra 'lrs' has shape {list(lrs.shape)}; "
+                                 f"expected a non-empty 1-D tensor with one learning rate per training step")
             steps = len(lrs)
         else:
             steps = recipe.full_data_steps if full_data else recipe.steps
