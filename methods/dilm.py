@@ -14,6 +14,7 @@ keeps the candidate nearest each centroid.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,10 +173,13 @@ class TrainedGenerator:
     conditional: ConditionalGenerator
     lm_losses: list[float]
     gm_losses: list[float]
+    wall_time_s: float
 
 
 # Stages A and B do not depend on the budget, so one trained generator serves every budget of a
 # (pool, seed, hyperparameters) key. The last one stays in memory for the next cell of the process.
+# NOTE: a cell that reuses it reports a distillation cost without the training time; its manifest
+# has `generator_reused` and `generator_training_s` so the full cost can be added back.
 _trained: dict[tuple, TrainedGenerator] = {}
 SAMPLING_ONLY_PARAMS = frozenset({"candidates_per_example", "max_rounds"})
 
@@ -279,7 +283,8 @@ class DiLM(Distiller):
         self.check_params()
 
         key = self.training_key(pool, seed)
-        if key in _trained:
+        reused = key in _trained
+        if reused:
             logger.info("dilm: reusing the generator trained on this pool with seed %d", seed)
             trained = _trained[key]
         else:
@@ -295,7 +300,8 @@ class DiLM(Distiller):
         return self.text_set(pool, records, budget={"value": budget.value, "unit": budget.unit}, seed=seed,
                              per_example=statistics, perplexity_model=self.generator,
                              repeated_examples=repeated, lm_losses=trained.lm_losses,
-                             gm_losses=trained.gm_losses)
+                             gm_losses=trained.gm_losses, generator_reused=reused,
+                             generator_training_s=trained.wall_time_s)
 
     def training_key(self, pool: Pool, seed: int) -> tuple:
         """Return the cache key of the trained generator: the pool, the seed and the training hyperparameters."""
@@ -304,13 +310,14 @@ class DiLM(Distiller):
 
     def train_generator(self, pool: Pool, seed: int, context: DistillContext) -> TrainedGenerator:
         """Run stages A and B on a fresh copy of the pretrained generator, seeded by `seed`."""
+        started = time.perf_counter()
         rng = np.random.default_rng([seed, 0])
         conditional = add_condition_tokens(load_generator(self.generator, trainable=True), pool.task)
         features = torch.from_numpy(np.asarray(context.pool_embeddings(pool), dtype=np.float32))
         with seeded(int(rng.integers(2**31 - 1))):
             lm_losses = self.fit_language_model(conditional, pool, rng)
             gm_losses = self.match_gradients(conditional, pool, features, rng, context)
-        return TrainedGenerator(conditional, lm_losses, gm_losses)
+        return TrainedGenerator(conditional, lm_losses, gm_losses, time.perf_counter() - started)
 
     # ------------------------------------------------------------ stage A
 

@@ -251,6 +251,9 @@ def test_dilm_sst2_valid_and_deterministic(sst2):
     assert_valid_text_set(first, sst2, budget, "dilm")
     assert first.content_hash() == second.content_hash()
     assert reused.content_hash() == first.content_hash()
+    assert not second.manifest["generator_reused"]
+    assert reused.manifest["generator_reused"]
+    assert reused.manifest["generator_training_s"] == second.manifest["generator_training_s"]
     assert len(first.manifest["lm_losses"]) == DiLM.tier_params["smoke"]["lm_steps"]
     assert len(first.manifest["gm_losses"]) == DiLM.tier_params["smoke"]["gm_steps"]
 

@@ -163,7 +163,7 @@ class TextCNNLearner(Learner):
                    "trained from scratch with Adam.")
     recipes = {
         "smoke": _recipe("smoke", steps=20, full_data_steps=40, batch_size=32, max_length=32, num_filters=16),
-        "quick": _recipe("quick", steps=100, full_data_steps=1500, batch_size=50, max_length=64, num_filters=100),
+        "quick": _recipe("quick", steps=100, full_data_steps=300, batch_size=50, max_length=64, num_filters=100),
         "standard": _recipe("standard", steps=1000, full_data_steps=10000, batch_size=50, max_length=128,
                             num_filters=100),
     }
