@@ -13,6 +13,7 @@ seconds are the stable figure. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 
@@ -46,7 +47,7 @@ def suite_fit(data, records: list[dict], steps: int) -> None:
     from benchmark.synthetic import SyntheticSet
 
     cls = learners.get("minilm-finetune")
-    recipe = cls.recipe_for("quick").replace(steps=steps)
+    recipe = dataclasses.replace(cls.recipe_for("quick"), steps=steps)
     train = SyntheticSet(task="sst2", method="random", form="text", records=records, manifest={"label_field": "label"})
     cls(data.task, recipe).fit(train, seed=0)
 

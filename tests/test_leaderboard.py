@@ -478,3 +478,24 @@ def test_cli_missing_results(tmp_path, capsys):
     code = main(["leaderboard", "--results-dir", str(tmp_path / "none"), "--output", str(tmp_path)])
     assert code == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_native_gap_uses_random_inputs_companion():
+    records = [make_record("random", 0.5, track="native"), make_record("dd-bptt", 0.7, track="native"),
+               make_record("dd-bptt+random-inputs", 0.6, track="native"),
+               make_record("gradient-matching", 0.65, track="native"),
+               make_record("full", 0.9, budget=None, track="native")]
+    result = aggregate_records(loaded(*records))
+    by_method = {a.method: a for a in result.aggregates if a.cell.budget == 10}
+    assert by_method["dd-bptt"].reference_method == "dd-bptt+random-inputs"
+    assert by_method["dd-bptt"].gap_closed == pytest.approx((0.7 - 0.6) / (0.9 - 0.6))
+    assert by_method["gradient-matching"].reference_method == "random"
+    assert by_method["gradient-matching"].gap_closed == pytest.approx((0.65 - 0.5) / (0.9 - 0.5))
+
+
+def test_standard_gap_ignores_companion():
+    records = [make_record("random", 0.5), make_record("dd-bptt", 0.7),
+               make_record("dd-bptt+random-inputs", 0.6), make_record("full", 0.9, budget=None)]
+    by_method = {a.method: a for a in aggregate_records(loaded(*records)).aggregates if a.cell.budget == 10}
+    assert by_method["dd-bptt"].reference_method == "random"
+    assert by_method["dd-bptt"].gap_closed == pytest.approx(0.5)

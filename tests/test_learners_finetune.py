@@ -162,6 +162,30 @@ def test_soft_label_wrong_length_rejected(tokenizer):
         objective.prepare(tokenizer, train, native=True)
 
 
+def test_label_out_of_range_rejected(tokenizer):
+    objective = ClassificationObjective(tasks.get("sst2"), MINILM, 64)
+    train = per_class_set("sst2", 1)
+    train.records[1]["label"] = 2
+    with pytest.raises(ValueError, match="label 2 of example 1 is out of range; task 'sst2' has classes 0..1"):
+        objective.prepare(tokenizer, train, native=False)
+
+
+def test_missing_label_field_rejected(tokenizer):
+    objective = ClassificationObjective(tasks.get("sst2"), MINILM, 64)
+    train = per_class_set("sst2", 1)
+    del train.records[0]["label"]
+    with pytest.raises(ValueError, match="record 0 has no label field 'label'"):
+        objective.prepare(tokenizer, train, native=False)
+
+
+def test_embedding_width_mismatch_rejected():
+    objective = ClassificationObjective(tasks.get("sst2"), MINILM, 64)
+    train = SyntheticSet(task="sst2", method="fake", form="embeddings", backbone=MINILM,
+                         tensors={"inputs": torch.randn(2, 5, 50), "labels": torch.tensor([0, 1])})
+    with pytest.raises(ValueError, match="inputs have 50 values per token.*takes 384-d"):
+        objective.prepare(None, train, native=False)
+
+
 def test_embedding_batches_trim_padding():
     objective = ClassificationObjective(tasks.get("sst2"), MINILM, 64)
     mask = torch.zeros(3, 10, dtype=torch.long)

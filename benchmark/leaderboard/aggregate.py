@@ -15,6 +15,7 @@ from benchmark.leaderboard.stats import Summary, higher_is_better, summarize
 logger = logging.getLogger(__name__)
 
 RANDOM_METHOD = "random"
+COMPANION_SUFFIX = "+random-inputs"
 FULL_METHOD = "full"
 NO_BACKBONE = "none"
 
@@ -86,6 +87,7 @@ class Aggregate:
     reasons: tuple[str, ...] = ()
     gain_over_random: float | None = None
     gap_closed: float | None = None
+    reference_method: str = "random"
 
     @property
     def higher_is_better(self) -> bool:
@@ -115,6 +117,7 @@ class Aggregate:
             "higher_is_better": self.higher_is_better, "n": summary.n, "mean": summary.mean,
             "std": summary.std, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
             "gain_over_random": self.gain_over_random, "gap_closed": self.gap_closed,
+            "reference_method": self.reference_method,
             "distill_wall_time_s": self.distill_wall_time_s,
             "distill_peak_memory_mb": self.distill_peak_memory_mb,
             "n_failed": self.n_failed, "n_not_applicable": self.n_not_applicable,
@@ -234,6 +237,17 @@ def _distill_costs(ok_runs: list[LoadedRecord]) -> tuple[float | None, float | N
     return wall_time, (max(peaks) if peaks else None)
 
 
+def _reference_method(aggregate: Aggregate, means: dict[tuple[CellKey, str], float]) -> str:
+    """The baseline a method is measured against: under the native track, a method that learns
+    extras is compared with its `<method>+random-inputs` companion (random real inputs with the
+    same learned extras) when that companion was run; otherwise with plain random selection.
+    """
+    companion = f"{aggregate.method}{COMPANION_SUFFIX}"
+    if aggregate.cell.track == "native" and (aggregate.cell, companion) in means:
+        return companion
+    return RANDOM_METHOD
+
+
 def _attach_baselines(aggregates: list[Aggregate], warnings: list[str]) -> None:
     """Fill gain over random and gap closed; warn once per cell whose baselines are missing."""
     means = {aggregate.key: aggregate.summary.mean for aggregate in aggregates}
@@ -243,13 +257,14 @@ def _attach_baselines(aggregates: list[Aggregate], warnings: list[str]) -> None:
             cells[aggregate.cell].append(aggregate)
 
     for cell, members in cells.items():
-        random_mean = means.get((cell, RANDOM_METHOD))
         full_mean = means.get((cell.with_budget(None), FULL_METHOD))
-        if random_mean is None:
+        if (cell, RANDOM_METHOD) not in means:
             _warn(warnings, f"no ok '{RANDOM_METHOD}' runs for {cell.label}: gain over random and "
                             f"gap closed are missing for {len(members)} method(s)")
             continue
         for aggregate in members:
+            aggregate.reference_method = _reference_method(aggregate, means)
+            random_mean = means[(cell, aggregate.reference_method)]
             difference = aggregate.summary.mean - random_mean
             gain = difference if aggregate.higher_is_better else -difference
             aggregate.gain_over_random = gain + 0.0  # turns -0.0 into 0.0 for display
@@ -258,10 +273,11 @@ def _attach_baselines(aggregates: list[Aggregate], warnings: list[str]) -> None:
             _warn(warnings, f"no ok '{FULL_METHOD}' runs (budget None) for {cell.label}: gap closed "
                             f"is missing for {len(members)} method(s)")
             continue
-        if full_mean == random_mean:
-            _warn(warnings, f"full-data mean equals the random mean ({full_mean}) for {cell.label}: "
-                            f"gap closed is undefined and left missing")
-            continue
         for aggregate in members:
+            random_mean = means[(cell, aggregate.reference_method)]
+            if full_mean == random_mean:
+                _warn(warnings, f"full-data mean equals the {aggregate.reference_method} mean ({full_mean}) "
+                                f"for {cell.label}: gap closed is undefined and left missing")
+                continue
             gap = (aggregate.summary.mean - random_mean) / (full_mean - random_mean)
             aggregate.gap_closed = gap + 0.0  # turns -0.0 into 0.0 for display

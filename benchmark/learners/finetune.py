@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.backbones import MINILM, _hub_error, encoder_path
+from benchmark.backbones import BACKBONES, MINILM, _hub_error, encoder_path
 from benchmark.cost import measure
 from benchmark.learners import register
 from benchmark.learners.base import Learner, NotApplicableError, Recipe, TrainReport
@@ -54,7 +54,7 @@ def pick_device() -> torch.device:
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """AdamW with the recipe's weight decay on weight matrices only (not on biases or norms)."""
+    """Build AdamW with the recipe's weight decay on weight matrices only (not on biases or norms)."""
     if recipe.optimizer != "adamw":
         raise ValueError(f"recipe {recipe.recipe_id}: optimizer {recipe.optimizer!r} is not supported "
                          f"by learner {recipe.learner!r}; use 'adamw'")
@@ -174,9 +174,12 @@ def load_pretrained(model_class: Any, backbone: str, **model_kwargs: Any) -> tup
     from transformers.utils import logging as hf_logging
 
     path = encoder_path(backbone)
-    # The load report lists the new head as missing weights on every run; that is expected here.
+    # The load report lists the new head as missing weights on every run, which is expected here,
+    # so it and the per-load progress bar are silenced while loading.
     verbosity = hf_logging.get_verbosity()
+    progress_bar = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = model_class.from_pretrained(path, **model_kwargs)
@@ -184,6 +187,8 @@ def load_pretrained(model_class: Any, backbone: str, **model_kwargs: Any) -> tup
         raise _hub_error(backbone, error) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        if progress_bar:
+            hf_logging.enable_progress_bar()
     return tokenizer, model
 
 
@@ -285,11 +290,24 @@ class ClassificationObjective:
     def prepare(self, tokenizer: Any, train: SyntheticSet, native: bool) -> TokenizedExamples | EmbeddedExamples:
         if train.form == "embeddings":
             return self._prepare_embeddings(train, native)
-        labels = torch.tensor([int(r[self.task.label_field]) for r in train.records], dtype=torch.long)
+        missing = [i for i, r in enumerate(train.records) if self.task.label_field not in r]
+        if missing:
+            raise ValueError(f"set of method {train.method!r}: record {missing[0]} has no label field "
+                             f"{self.task.label_field!r}, which task {self.task.name!r} needs")
+        labels = self._checked_labels(torch.tensor([int(r[self.task.label_field]) for r in train.records]), train)
         soft = None
         if native and train.has_soft_labels:
             soft = torch.stack([self._target_distribution(r, i) for i, r in enumerate(train.records)])
         return TokenizedExamples(self.tokenize(tokenizer, train.records), labels, soft, tokenizer.pad_token_id)
+
+    def _checked_labels(self, labels: torch.Tensor, train: SyntheticSet) -> torch.Tensor:
+        classes = self.task.num_classes
+        invalid = ((labels < 0) | (labels >= classes)).nonzero().flatten()
+        if invalid.numel():
+            index = int(invalid[0])
+            raise ValueError(f"set of method {train.method!r}: label {int(labels[index])} of example {index} is "
+                             f"out of range; task {self.task.name!r} has classes 0..{classes - 1}")
+        return labels.long()
 
     def _target_distribution(self, record: Record, index: int) -> torch.Tensor:
         """Return the record's soft label, or a one-hot vector of its hard label when it has none."""
@@ -308,6 +326,10 @@ class ClassificationObjective:
             raise NotApplicableError(
                 f"embedding set of method {train.method!r} has inputs of shape {tuple(inputs.shape)}; "
                 f"fine-tuning needs token-level input embeddings [n, L, d], not sentence vectors")
+        hidden = BACKBONES.get(self.backbone).hidden_size
+        if inputs.shape[-1] != hidden:
+            raise ValueError(f"embedding set of method {train.method!r}: inputs have {inputs.shape[-1]} values per "
+                             f"token, but backbone {self.backbone!r} takes {hidden}-d input embeddings")
         mask = train.tensors.get("attention_mask")
         mask = torch.ones(inputs.shape[:2], dtype=torch.long) if mask is None else mask.detach().long()
         if mask.shape != inputs.shape[:2]:
@@ -319,7 +341,8 @@ class ClassificationObjective:
             if soft.shape != (inputs.shape[0], self.task.num_classes):
                 raise ValueError(f"embedding set of method {train.method!r}: soft_labels has shape "
                                  f"{tuple(soft.shape)}, expected {(inputs.shape[0], self.task.num_classes)}")
-        return EmbeddedExamples(inputs, mask, train.tensors["labels"].detach().long(), soft)
+        labels = self._checked_labels(train.tensors["labels"].detach().long(), train)
+        return EmbeddedExamples(inputs, mask, labels, soft)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         model_inputs = {k: v for k, v in batch.items() if k not in ("labels", "soft_labels")}
@@ -330,7 +353,7 @@ class ClassificationObjective:
 
     def predict(self, tokenizer: Any, model: nn.Module, records: Sequence[Record],
                 device: torch.device) -> list[int]:
-        """Predicted class id of every record, in input order."""
+        """Predict the class id of every record, in input order."""
         features = self.tokenize(tokenizer, records)
         predictions = [0] * len(records)
         model.eval()
@@ -393,7 +416,7 @@ class EncoderFinetuneLearner(Learner):
 
     def fit(self, train: SyntheticSet, seed: int, *, full_data: bool = False,
             native: bool = False) -> TrainReport:
-        # Set-up: validate before any compute, then seed so the fresh head and dropout repeat.
+        # Set-up: check the set, then seed so the fresh head and dropout repeat.
         self._check_set(train)
         step_lrs = None if full_data else step_learning_rates(train, native)
         steps = self.recipe.full_data_steps if full_data else self.recipe.steps

@@ -212,7 +212,7 @@ class SpanObjective:
 
     def predict(self, tokenizer: Any, model: nn.Module, records: Sequence[Record],
                 device: torch.device) -> list[str]:
-        """Predicted answer text of every record, in input order."""
+        """Predict the answer text of every record, in input order."""
         windows = self.windows(tokenizer, records)
         starts: list[torch.Tensor] = [torch.empty(0)] * len(windows)
         ends: list[torch.Tensor] = [torch.empty(0)] * len(windows)
