@@ -36,7 +36,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def pool_texts(task_name: str, count: int, seed: int = 0) -> list[str]:
-    """`count` pool texts of a task, drawn without replacement with a fixed seed."""
+    """Draw `count` pool texts of a task without replacement, with a fixed seed."""
     import tasks
     from tasks.data import joined_text
 

@@ -34,7 +34,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_once(arguments: list[str], results: Path, cache: Path) -> tuple[float, str]:
-    """Wall seconds of one `tddbench run` process, and its last output line."""
+    """Run `tddbench run` once; return its wall seconds and its summary and failure lines."""
     env = dict(os.environ, TDDBENCH_CACHE_DIR=str(cache))
     command = [sys.executable, "-m", "benchmark.cli", "run", *arguments, "--results-dir", str(results)]
     start = time.perf_counter()
@@ -47,7 +47,7 @@ def run_once(arguments: list[str], results: Path, cache: Path) -> tuple[float, s
 
 
 def fresh_cache(root: Path, name: str) -> Path:
-    """An empty feature cache that links the shared backbone files, so only features start cold."""
+    """Create an empty cache folder that links the shared backbone files, so only features start cold."""
     cache = root / name
     cache.mkdir()
     shared = Path(os.environ.get("TDDBENCH_CACHE_DIR", ".cache/tddbench")) / "backbones"

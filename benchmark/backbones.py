@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
 from benchmark.cache import cache_dir
 from benchmark.registry import Registry
@@ -67,7 +69,7 @@ def package_dir(package: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _hub_error(name: str, error: Exception) -> BackboneUnavailableError:
+def hub_error(name: str, error: Exception) -> BackboneUnavailableError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     return BackboneUnavailableError(
         f"backbone {name!r} is not shipped with the suite and could not be loaded from the Hugging Face "
@@ -91,7 +93,7 @@ def load_encoder(name: str = MINILM):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path)
     except OSError as error:
-        raise _hub_error(name, error) from None
+        raise hub_error(name, error) from None
     return tokenizer, model.eval()
 
 
@@ -108,11 +110,19 @@ def decoder_path(name: str = SMOLLM2) -> str:
     gguf_file = "SmolLM2-135M-Instruct.Q4_1.gguf"
     logger.info("dequantizing %s to fp32 into %s (once)", gguf_file, target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
-    staging = target.with_name(target.name + ".tmp")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    # The weights are already dequantized to fp32; transformers (5.x) still marks the model as
+    # GGUF-quantized and refuses to save it until that marker is removed.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = target.with_name(target.name + f".tmp-{os.getpid()}")
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished the same copy first
+        shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 
@@ -123,9 +133,9 @@ def load_decoder(name: str = SMOLLM2):
     path = decoder_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype="float32")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except OSError as error:
-        raise _hub_error(name, error) from None
+        raise hub_error(name, error) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model

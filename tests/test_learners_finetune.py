@@ -409,7 +409,7 @@ def test_minilm_trains_on_embedding_set(tokenizer):
     learner = learner_for("sst2")
     report = learner.fit(train, seed=0, native=True)
     assert report.examples == 6
-    assert report.tokens == 10 * int(encoded["attention_mask"].sum())  # every step sees all 6 rows
+    assert report.tokens == 10 * int(encoded["attention_mask"].sum())  # each step's batch is all 6 rows
     scores = learner.evaluate(head_split("sst2", 16))
     assert set(scores) == {"accuracy", "macro_f1"}
 
@@ -427,6 +427,28 @@ def test_minilm_quick_beats_chance(task_name, minimum):
     scores = learner.evaluate(tasks.load(task_name).test)
     print(f"{task_name} minilm-finetune quick, 10 per class: {scores}")
     assert scores["accuracy"] > minimum
+
+
+HANDMADE_QA = [
+    ("Who painted the blue door?", "The blue door was painted by Oskar Lindqvist in the spring.", "Oskar Lindqvist"),
+    ("Where did the ferry sink?", "After a storm, the old ferry sank near Cape Morrow last winter.", "Cape Morrow"),
+    ("How many lamps were bought?", "The library bought seventeen lamps for the reading room.", "seventeen"),
+    ("What colour was the kite?", "Her kite was bright orange and flew above the hill all day.", "bright orange"),
+]
+
+
+def test_minilm_qa_learns_handmade_spans():
+    """Trained on four handmade pairs, the span head extracts each exact answer from its context."""
+    records = [{"id": str(i), "title": "handmade", "question": question, "context": context,
+                "answers": {"text": [answer], "answer_start": [context.index(answer)]}}
+               for i, (question, context, answer) in enumerate(HANDMADE_QA)]
+    train = SyntheticSet(task="xquad_en", method="handmade", form="text", records=records)
+    learner = learner_for("xquad_en", steps=30, lr=3e-4)
+    learner.fit(train, seed=0)
+    predictions = learner.objective.predict(learner.tokenizer, learner.model, records, learner.device)
+    assert predictions == [answer for _, _, answer in HANDMADE_QA]
+    scores = learner.evaluate(Split("handmade", tuple(records), "handmade"))
+    assert scores == {"exact_match": 100.0, "f1": 100.0}
 
 
 @pytest.mark.slow

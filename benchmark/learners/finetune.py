@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.backbones import BACKBONES, MINILM, _hub_error, encoder_path
+from benchmark.backbones import BACKBONES, MINILM, hub_error, encoder_path
 from benchmark.cost import measure
 from benchmark.learners import register
 from benchmark.learners.base import Learner, NotApplicableError, Recipe, TrainReport
@@ -184,7 +184,7 @@ def load_pretrained(model_class: Any, backbone: str, **model_kwargs: Any) -> tup
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = model_class.from_pretrained(path, **model_kwargs)
     except OSError as error:
-        raise _hub_error(backbone, error) from None
+        raise hub_error(backbone, error) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if progress_bar:

@@ -38,7 +38,7 @@ Offsets = list[tuple[int, int] | None]
 class QAWindow:
     """One tokenized window of a (question, context) pair.
 
-    `offsets` holds the character span in the context of every context token and None for
+    `offsets` contains the character span in the context of every context token and None for
     question and special tokens. `start` and `end` are the answer's token positions, 0 and 0
     when the answer is not inside this window.
     """
@@ -130,7 +130,7 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, context_mask
 
 def decode_answers(windows: Sequence[QAWindow], start_logits: Sequence[torch.Tensor],
                    end_logits: Sequence[torch.Tensor], contexts: Sequence[str]) -> list[str]:
-    """The best span of each example over all its windows, as a substring of its context."""
+    """Decode the best span of each example over all its windows into a substring of its context."""
     best: dict[int, tuple[float, str]] = {}
     for window, starts, ends in zip(windows, start_logits, end_logits):
         span = best_span(starts, ends, window.context_mask())
