@@ -26,9 +26,9 @@ class SentenceEncoder:
     backbone, max length and content.
     """
 
-    # 1,024 padded tokens per batch took 10-25% less CPU time than fixed 64-row batches on rte
-    # pairs and the same on short sst2 sentences (bench/encoder_throughput.py, one thread of a
-    # 2-core AMD EPYC); larger batches were slower there, as they pad more.
+    # A 1,024-token budget took 9-13% less CPU time than fixed 64-row batches on rte pairs and
+    # 1-9% less on sst2 sentences (bench/encoder_throughput.py, one torch thread, AMD EPYC).
+    # Budgets of 2,048 and 4,096 tokens were slower there, because they pad more.
     def __init__(self, backbone: str = MINILM, max_length: int = 128, batch_size: int = 64,
                  max_batch_tokens: int = 1024) -> None:
         self.backbone = backbone

@@ -178,8 +178,8 @@ class TrainedGenerator:
 
 # Stages A and B do not depend on the budget, so one trained generator serves every budget of a
 # (pool, seed, hyperparameters) key. The last one stays in memory for the next cell of the process.
-# NOTE: a cell that reuses it reports a distillation cost without the training time; its manifest
-# has `generator_reused` and `generator_training_s` so the full cost can be added back.
+# NOTE: a cell that reuses it reports a distillation cost without the training time. Its manifest
+# has `generator_reused` and `generator_training_s`, so the full cost can be added back.
 _trained: dict[tuple, TrainedGenerator] = {}
 SAMPLING_ONLY_PARAMS = frozenset({"candidates_per_example", "max_rounds"})
 

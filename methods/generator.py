@@ -122,7 +122,7 @@ def record_text(task: TaskSpec, record: Record) -> str:
 
 
 def task_summary(task: TaskSpec) -> str:
-    """Return the first sentence of the task description, which says what the examples are."""
+    """Return the first sentence of the task description, which describes the examples."""
     first = re.split(r"(?<=[.!?])\s", task.description.strip(), maxsplit=1)[0]
     return first.strip()
 

@@ -475,7 +475,7 @@ def finetune_recipes(learner: str, model: str) -> dict[str, Recipe]:
         # so 40 steps of 16 short rows take a minute or two (an estimate; QA windows cost more).
         # lr 2e-4 scored best among 1e-4, 2e-4 and 5e-4 on the dev splits of sst2 and trec with
         # 10 random examples per class.
-        "quick": Recipe(learner=learner, tier="quick", model=model, steps=40, full_data_steps=150, lr=2e-4,
+        "quick": Recipe(learner=learner, tier="quick", model=model, steps=40, full_data_steps=80, lr=2e-4,
                         batch_size=16, max_length=128, warmup_ratio=0.1, weight_decay=0.01, grad_clip=1.0,
                         options=(("qa_max_length", 256), ("qa_stride", 64))),
         "standard": standard_recipe(learner, model),

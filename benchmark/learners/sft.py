@@ -116,7 +116,7 @@ class SmolLM2SFT(Learner):
                         options=(("generate_records", 2), ("max_new_tokens", 16))),
         # Sized for a 2-core CPU: a step on 4 Alpaca rows took about 35 s there on one thread under load.
         # lr 1e-4 lowered dev NLL after 10 steps on 20 records as much as 5e-5 and more than 2e-5.
-        "quick": Recipe(learner="smollm2-sft", tier="quick", model=SMOLLM2, steps=10, full_data_steps=100, lr=1e-4,
+        "quick": Recipe(learner="smollm2-sft", tier="quick", model=SMOLLM2, steps=10, full_data_steps=20, lr=1e-4,
                         batch_size=4, max_length=256, warmup_ratio=0.1, weight_decay=0.0, grad_clip=1.0,
                         options=(("generate_records", 8), ("max_new_tokens", 48))),
         # NOTE: the standard values follow common Alpaca fine-tuning settings and were not tuned here.
