@@ -442,3 +442,10 @@ def test_make_optimizer_lbfgs_raises() -> None:
 def test_split_labels_unlabelled_raises() -> None:
     with pytest.raises(ValueError, match="task 'squad' \\(qa\\) has no label field"):
         split_labels(tasks.get("squad"), Split("test", (), "none"))
+
+
+def test_token_budget_batches_rejects_nonpositive_limits():
+    from benchmark.encoder import token_budget_batches
+
+    with pytest.raises(ValueError, match="must be positive"):
+        token_budget_batches([1], 0, 5)
