@@ -91,7 +91,8 @@ def test_smoke_suite_end_to_end(tmp_path):
     # Rerun: everything is skipped, no file changes.
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "records").glob("*.json")}
     again = run_suite(load_suite("smoke"), str(tmp_path))
-    assert again.skipped == len(before) and again.ok == 0
+    assert again.skipped == len(before)
+    assert again.ok == 0
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "records").glob("*.json")}
 
     # The leaderboard builds from these records; a set edited after scoring is rejected by name.

@@ -244,14 +244,16 @@ def _raw_mini() -> dict:
 def test_cli_tasks_lists_availability(capsys):
     assert main(["tasks"]) == 0
     output = capsys.readouterr().out
-    assert "sst2" in output and "classification" in output
+    assert "sst2" in output
+    assert "classification" in output
     assert "missing ag_news/train" in output
 
 
 def test_cli_data_check(capsys):
     assert main(["data", "check", "trec", "ag_news"]) == 0
     output = capsys.readouterr().out
-    assert "trec" in output and " ok " in output
+    assert "trec" in output
+    assert " ok " in output
     assert "missing" in output
 
 

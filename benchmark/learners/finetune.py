@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -26,6 +25,7 @@ from benchmark.backbones import BACKBONES, MINILM, hub_error, encoder_path
 from benchmark.cost import measure
 from benchmark.learners import register
 from benchmark.learners.base import Learner, NotApplicableError, Recipe, TrainReport
+from benchmark.learners.training import seed_everything, soft_cross_entropy
 from benchmark.metrics import classification_scores
 from benchmark.synthetic import SOFT_LABEL_KEY, SyntheticSet
 from tasks.data import Record, Split
@@ -41,13 +41,6 @@ CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "f1")
 
 
 # ---------------------------------------------------------------- generic training helpers
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, so head initialization and dropout repeat for a seed."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -213,11 +206,6 @@ class TrainingExamples(Protocol):
     def __len__(self) -> int: ...
 
     def collate(self, indices: list[int]) -> Batch: ...
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against target distributions [n, C] (rows sum to 1), averaged over rows."""
-    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
 @dataclass
