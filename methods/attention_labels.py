@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.backbones import MINILM
+from benchmark.learners.finetune import EPSILON, attention_kl, cls_attention, load_pretrained
 from benchmark.synthetic import SyntheticSet
 from methods import register
 from methods.base import Budget, DistillContext, Distiller, Pool
@@ -40,14 +41,6 @@ from methods.embedding_common import (
 
 logger = logging.getLogger(__name__)
 
-# Probabilities are clamped here before logarithms, so masked keys (probability 0) add nothing.
-EPSILON = 1e-8
-
-
-def cls_attention(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Stack the [CLS] query row of every layer's attention [n, heads, L, L] into [n, layers, heads, L]."""
-    return torch.stack([layer[:, :, 0, :] for layer in attentions], dim=1)
-
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last axis of logits [n, layers, heads, L] with padding keys (mask [n, L] = 0) at 0."""
@@ -55,17 +48,9 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=-1)
 
 
-def attention_kl(target: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    """KL(target || attention) per [CLS] distribution, averaged over examples, layers and heads."""
-    divergence = target * (target.clamp(min=EPSILON).log() - attention.clamp(min=EPSILON).log())
-    return divergence.sum(-1).mean()
-
-
 def load_classifier(num_classes: int, device: str) -> tuple[Any, nn.Module]:
     """MiniLM with a sequence-classification head, as `minilm-finetune` builds it, returning attention weights."""
     from transformers import AutoModelForSequenceClassification
-
-    from benchmark.learners.finetune import load_pretrained
 
     # The default SDPA kernel does not return attention probabilities; the eager one does.
     tokenizer, model = load_pretrained(AutoModelForSequenceClassification, MINILM, num_labels=num_classes,
@@ -177,8 +162,7 @@ class AttentionLabels(Distiller):
                 curve.record(loss.item())
 
         targets = masked_softmax(learned["attention_logits"].detach(), mask)
-        # NOTE: these rates are for plain SGD steps with the attention loss. The minilm-finetune
-        # learner, as of this writing, applies "lrs" to AdamW steps and ignores "attention_targets".
+        # minilm-finetune replays these rates as plain SGD steps with the attention loss (native track).
         lrs = learned["lrs"].detach().clamp(min=0.0)
         return embedding_set(self, pool, backbone=MINILM, inputs=learned["inputs"], mask=mask, labels=labels,
                              curve=curve, init_rows=init_rows, label_logits=learned["label_logits"],

@@ -178,8 +178,8 @@ class TrainedGenerator:
 
 # Stages A and B do not depend on the budget, so one trained generator serves every budget of a
 # (pool, seed, hyperparameters) key. The last one stays in memory for the next cell of the process.
-# NOTE: a cell that reuses it reports a distillation cost without the training time. Its manifest
-# has `generator_reused` and `generator_training_s`, so the full cost can be added back.
+# A cell that reuses it reports the training time as "reused_work_s", which the harness adds to
+# the cell's distillation cost.
 _trained: dict[tuple, TrainedGenerator] = {}
 SAMPLING_ONLY_PARAMS = frozenset({"candidates_per_example", "max_rounds"})
 
@@ -301,7 +301,8 @@ class DiLM(Distiller):
                              per_example=statistics, perplexity_model=self.generator,
                              repeated_examples=repeated, lm_losses=trained.lm_losses,
                              gm_losses=trained.gm_losses, generator_reused=reused,
-                             generator_training_s=trained.wall_time_s)
+                             generator_training_s=trained.wall_time_s,
+                             reused_work_s=trained.wall_time_s if reused else 0.0)
 
     def training_key(self, pool: Pool, seed: int) -> tuple:
         """Return the cache key of the trained generator: the pool, the seed and the training hyperparameters."""

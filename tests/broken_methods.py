@@ -1,4 +1,4 @@
-"""Method adapters that misbehave on purpose, for the harness's failure-isolation tests."""
+"""Method adapters for the harness tests: ones that misbehave on purpose, and one that reports reused work."""
 
 from __future__ import annotations
 
@@ -43,3 +43,16 @@ class OverBudgetDistiller(Distiller):
     def distill(self, pool: Pool, budget: Budget, seed: int, context: DistillContext):
         chosen = [int(i) for idx in pool.indices_by_class().values() for i in idx[: budget.value + 1]]
         return self.text_set(pool, pool.subset(chosen))
+
+
+class ReusingDistiller(Distiller):
+    name = "test-reuses"
+    category = "selection"
+    description = "Returns the first budget rows of every class and reports 30 s of work reused from an earlier cell."
+
+    def __init__(self) -> None:
+        pass
+
+    def distill(self, pool: Pool, budget: Budget, seed: int, context: DistillContext):
+        chosen = [int(i) for idx in pool.indices_by_class().values() for i in idx[: budget.value]]
+        return self.text_set(pool, pool.subset(chosen), reused_work_s=30.0)

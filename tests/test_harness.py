@@ -51,6 +51,23 @@ def test_task_override_applies():
     assert all(run.learner == "minilm-finetune" for c in cells for run in c.runs)
 
 
+def test_learner_methods_limit_a_learner():
+    cells = [c for c in build_cells(load_suite("quick")) if c.task == "sst2"]
+    fine_tuned = {c.method for c in cells if any(run.learner == "minilm-finetune" for run in c.runs)}
+    assert fine_tuned == {"random", "full", "distribution-matching-minilm", "attention-labels",
+                          "attention-labels+random-inputs"}
+    herding = next(c for c in cells if c.method == "herding")
+    assert {run.learner for run in herding.runs} == {"tfidf-logreg", "minilm-probe", "textcnn-glove"}
+
+
+def test_learner_methods_must_name_a_suite_learner(tmp_path):
+    suite = load_suite("smoke").replace(learner_methods={"minilm-finetune": ["random"]})
+    with pytest.raises(SuiteError, match="learner_methods names learner 'minilm-finetune', which is not in"):
+        run_suite(suite, str(tmp_path))
+    with pytest.raises(SuiteError, match="learner_methods must map a learner name to a list"):
+        load_suite("smoke").replace(learner_methods={"tfidf-logreg": "random"})
+
+
 def test_suite_rejects_unknown_field():
     with pytest.raises(SuiteError, match=r"unknown field\(s\) \['learner'\]"):
         parse_suite({"name": "x", "tier": "smoke", "tasks": ["sst2"], "methods": ["random"],
@@ -171,6 +188,32 @@ def test_raising_and_hanging_methods_become_failure_records(tmp_path):
     raises_key = next(k for k, v in after.items() if v["method"] == "test-raises")
     assert after[random_key]["created_at"] == before[random_key]
     assert after[raises_key]["created_at"] != before[raises_key]
+
+
+def test_reused_work_counts_in_distillation_cost(tmp_path):
+    from benchmark.commands.run import load_method_paths
+
+    paths = load_method_paths(["tests.broken_methods:ReusingDistiller"])
+    suite = load_suite("smoke").replace(name="reusing", methods=("test-reuses",), learners=("tfidf-logreg",),
+                                        random_seeds=None)
+    summary = run_suite(suite, str(tmp_path), method_paths=paths)
+    assert summary.failed == 0 and summary.ok == 1
+    (record,) = records(tmp_path, "reusing").values()
+    assert record["distill_cost"]["reused_work_s"] == 30.0
+    assert 30.0 <= record["distill_cost"]["wall_time_s"] < 60.0
+
+
+def test_native_run_of_plain_set_reuses_standard_scores(tmp_path):
+    suite = load_suite("smoke").replace(name="tracks", methods=("random",), learners=("tfidf-logreg",),
+                                        random_seeds=None, tracks=("standard", "native"))
+    summary = run_suite(suite, str(tmp_path))
+    assert summary.failed == 0 and summary.ok == 2
+    found = records(tmp_path, "tracks")
+    by_track = {r["track"]: r for r in found.values()}
+    standard_key = next(key for key, r in found.items() if r["track"] == "standard")
+    assert by_track["native"]["scores"] == by_track["standard"]["scores"]
+    assert by_track["native"]["train_cost"]["reused_from"] == standard_key
+    assert "reused_from" not in by_track["standard"]["train_cost"]
 
 
 @pytest.mark.slow

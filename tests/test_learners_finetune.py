@@ -463,3 +463,87 @@ def test_minilm_qa_runs_on_xquad():
     assert set(scores) == {"exact_match", "f1"}
     assert 0.0 <= scores["exact_match"] <= scores["f1"] <= 100.0
     assert report.examples >= 40
+
+
+# ---------------------------------------------------------------- native track: learned rates and attention labels
+
+def attention_label_set(rows: int = 4, length: int = 6, lrs: tuple[float, ...] = (0.05, 0.02),
+                        layers: int = 6, heads: int = 12, **manifest) -> SyntheticSet:
+    """An sst2 embedding set shaped like attention-labels output: inputs, soft labels, rates and targets."""
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.ones(rows, length)
+    mask[0, -2:] = 0
+    targets = torch.softmax(torch.randn(rows, layers, heads, length, generator=generator), dim=-1)
+    targets = targets * mask[:, None, None, :]
+    targets = targets / targets.sum(-1, keepdim=True)
+    labels = torch.arange(rows) % 2
+    return SyntheticSet(task="sst2", method="attention-labels", form="embeddings", backbone=MINILM,
+                        tensors={"inputs": 0.05 * torch.randn(rows, length, 384, generator=generator),
+                                 "attention_mask": mask, "labels": labels,
+                                 "soft_labels": torch.softmax(torch.randn(rows, 2, generator=generator), dim=-1)},
+                        extras={"lrs": torch.tensor(lrs), "attention_targets": targets},
+                        manifest={"attention_lambda": 1.0, **manifest})
+
+
+def replay_inner_loop(train: SyntheticSet, seed: int, weight: float) -> dict[str, torch.Tensor]:
+    """Plain SGD on the whole set with the set's rates, written out step by step; returns the final weights."""
+    from benchmark.learners.finetune import attention_kl, cls_attention
+    from benchmark.learners.training import seed_everything
+
+    seed_everything(seed)
+    _, model = ClassificationObjective(tasks.get("sst2"), MINILM, 64).build_model(attn_implementation="eager")
+    model.eval()
+    mask = train.tensors["attention_mask"].long()
+    for rate in train.extras["lrs"].tolist():
+        output = model(inputs_embeds=train.tensors["inputs"], attention_mask=mask, output_attentions=True)
+        loss = soft_cross_entropy(output.logits, train.tensors["soft_labels"])
+        loss = loss + weight * attention_kl(train.extras["attention_targets"], cls_attention(output.attentions))
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.grad is not None:  # the word-embedding table is unused with inputs_embeds
+                    parameter -= rate * parameter.grad
+    return {name: p.detach() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.0])
+def test_native_track_replays_inner_loop(weight):
+    train = attention_label_set(attention_lambda=weight)
+    learner = learner_for("sst2")
+    report = learner.fit(train, seed=3, native=True)
+    assert report.steps == 2 and len(report.losses) == 2
+    expected = replay_inner_loop(train, seed=3, weight=weight)
+    for name, parameter in learner.model.named_parameters():
+        torch.testing.assert_close(parameter.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_attention_term_changes_native_training():
+    with_term = learner_for("sst2").fit(attention_label_set(attention_lambda=1.0), seed=0, native=True)
+    without = learner_for("sst2").fit(attention_label_set(attention_lambda=0.0), seed=0, native=True)
+    # The KL term is non-negative, and positive for targets unlike the model's own attention.
+    assert with_term.losses[0] > without.losses[0] + 1e-3
+
+
+def test_standard_track_ignores_rates_and_targets():
+    recipe = learners.get(MINILM_FINETUNE).recipe_for("smoke")
+    report = learner_for("sst2").fit(attention_label_set(), seed=0, native=False)
+    assert report.steps == recipe.steps
+
+
+def test_attention_targets_wrong_heads_rejected():
+    with pytest.raises(ValueError, match="has 6 layers x 4 heads, but the model has 6 x 12"):
+        learner_for("sst2").fit(attention_label_set(heads=4), seed=0, native=True)
+
+
+def test_attention_targets_wrong_length_rejected():
+    train = attention_label_set()
+    train.extras["attention_targets"] = train.extras["attention_targets"][..., :3]
+    with pytest.raises(ValueError, match=r"extra 'attention_targets' has shape \(4, 6, 12, 3\); expected \[4, "):
+        learner_for("sst2").fit(train, seed=0, native=True)
+
+
+@pytest.mark.parametrize("value", [-1.0, "high", float("nan")])
+def test_bad_attention_lambda_rejected(value):
+    with pytest.raises(ValueError, match="manifest 'attention_lambda' is"):
+        learner_for("sst2").fit(attention_label_set(attention_lambda=value), seed=0, native=True)

@@ -117,8 +117,15 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
     if not isinstance(synthetic, SyntheticSet):
         raise TypeError(f"method {cell.method!r} returned {type(synthetic).__name__}; "
                         f"distill() must return a SyntheticSet")
+    distill_cost = cost.to_dict()
+    # A method that reuses work done in an earlier cell (DiLM's trained generator) reports its
+    # seconds as manifest "reused_work_s"; they count in this cell's cost too, so every budget
+    # shows what producing its set from scratch takes.
+    reused = synthetic.manifest.get("reused_work_s")
+    if isinstance(reused, (int, float)) and not isinstance(reused, bool) and reused > 0:
+        distill_cost.update(wall_time_s=distill_cost["wall_time_s"] + float(reused), reused_work_s=float(reused))
     synthetic.manifest.update(task=cell.task, budget=cell.budget, budget_unit=task.budget_unit,
-                              seed=cell.distill_seed, tier=cell.tier, distill_cost=cost.to_dict(),
+                              seed=cell.distill_seed, tier=cell.tier, distill_cost=distill_cost,
                               hyperparameters=method.get_params(), label_field=task.label_field)
     if cell.budget is not None:
         class_sizes = ({c: len(i) for c, i in pool.indices_by_class().items()}
@@ -126,7 +133,7 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
         stats = check_set(synthetic, task, budget, cell.method, pool_class_sizes=class_sizes)
         synthetic.manifest["stats"] = dataclasses.asdict(stats)
     synthetic.save(set_dir)
-    return synthetic, cost.to_dict(), set_dir
+    return synthetic, distill_cost, set_dir
 
 
 def standard_view(synthetic: SyntheticSet) -> SyntheticSet:
@@ -192,6 +199,15 @@ def score_run(cell: Cell, run: Run, synthetic: SyntheticSet, task: tasks.TaskSpe
     return {"status": "ok", "scores": scores, "extra_scores": extra_scores, "train_cost": report.to_dict()}
 
 
+def scores_of_standard_twin(store: ResultStore, key: str) -> dict[str, Any] | None:
+    """The outcome fields of the finished standard-track record `key`, marked as reused; None if it is not ok."""
+    record = store.load(key)
+    if record is None or record.status != "ok":
+        return None
+    return {"status": "ok", "scores": record.scores, "extra_scores": record.extra_scores,
+            "train_cost": {**record.train_cost, "reused_from": key}}
+
+
 def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> CellOutcome:
     """Distill and score one cell, writing each record as soon as it exists."""
     store = ResultStore(Path(results_dir), cell.suite)
@@ -220,11 +236,19 @@ def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> Ce
 
     summary = set_summary(synthetic, set_dir, method_cls)
     contamination = audit(synthetic, data)
+    # A set without soft labels or extras trains the same way under both tracks, so its native run
+    # takes the scores of the standard run with the same learner and seed instead of training twice.
+    same_on_both_tracks = synthetic.content_hash() == standard_view(synthetic).content_hash()
     for run in pending:
         fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
         fields.update(synthetic_set=summary, distill_cost=distill_cost, contamination=contamination)
+        twin = Run(run.learner, run.train_seed, "standard")
         try:
-            fields.update(score_run(cell, run, synthetic, task, test, extra))
+            if run.track == "native" and same_on_both_tracks and twin in cell.runs:
+                fields.update(scores_of_standard_twin(store, cell.record_key(twin)) or
+                              score_run(cell, run, synthetic, task, test, extra))
+            else:
+                fields.update(score_run(cell, run, synthetic, task, test, extra))
         except Exception as error:  # one learner's failure must not stop the others
             logger.error("%s: %s (seed %d, %s) failed: %s: %s", cell.label, run.learner, run.train_seed,
                          run.track, type(error).__name__, error)

@@ -100,6 +100,7 @@ def expand(suite: Suite, method_tracks: dict[str, tuple[str, ...]],
                 continue
             tracks = [t for t in task_suite.tracks if t in method_tracks[method]]
             runs = tuple(Run(learner, seed, track) for learner in task_suite.learners
+                         if task_suite.scores(learner, method)
                          for seed in task_suite.train_seeds for track in tracks)
             if method == FULL_METHOD:
                 budgets: tuple[int | None, ...] = (None,)

@@ -50,6 +50,12 @@ def validate_suite(suite: Suite) -> None:
         learner = learners.get(name)
         if suite.tier not in learner.recipes:
             raise SuiteError(f"learner {name!r} has no {suite.tier!r} recipe; it has {sorted(learner.recipes)}")
+    for learner, names in suite.learner_methods.items():
+        if learner not in suite.learners:
+            raise SuiteError(f"learner_methods names learner {learner!r}, which is not in the suite's learners "
+                             f"{list(suite.learners)}; add it to learners or drop the entry")
+        for name in names:
+            methods.get(name)
     for task, overrides in suite.task_overrides.items():
         if task not in suite.tasks:
             raise SuiteError(f"task_overrides names task {task!r}, which is not in the suite's tasks "

@@ -27,12 +27,17 @@ class ResultStore:
 
     def status(self, key: str) -> str | None:
         """Status of the stored record `key`, or None when there is none (or it is unreadable)."""
+        record = self.load(key)
+        return record.status if record is not None else None
+
+    def load(self, key: str) -> ResultRecord | None:
+        """The stored record `key`, or None when there is none (or it is unreadable)."""
         path = self.record_path(key)
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8")).get("status")
-        except (json.JSONDecodeError, OSError) as error:
+            return ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, OSError, TypeError, ValueError) as error:
             logger.warning("unreadable record %s (%s); it will be recomputed", path, error)
             return None
 

@@ -24,7 +24,9 @@ class Suite:
     unit, or its own default grid when the unit is absent. `pool_limit` and `test_limit` cap the
     pool and the test split by a stratified draw with seed 0 (part of the protocol, stored with
     each result); None uses them whole. `random_seeds` gives the random baseline more draws than
-    the other methods. Timeouts are in seconds.
+    the other methods. `learner_methods` limits a costly learner to the sets of the listed
+    methods (for example fine-tuning only the MiniLM embedding sets and their baselines); a
+    learner not named there scores every method. Timeouts are in seconds.
     """
 
     name: str
@@ -42,8 +44,13 @@ class Suite:
     extra_eval_limit: int | None = None
     distill_timeout_s: float = 1800.0
     train_timeout_s: float = 1800.0
+    learner_methods: dict[str, tuple[str, ...]] = field(default_factory=dict)
     task_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+
+    def scores(self, learner: str, method: str) -> bool:
+        """Whether `learner` scores the sets of `method` in this suite."""
+        return learner not in self.learner_methods or method in self.learner_methods[learner]
 
     def for_task(self, task: str) -> Suite:
         """This suite with the task's overrides applied (for example its own learners)."""
@@ -70,6 +77,11 @@ def parse_suite(raw: dict[str, Any], where: str) -> Suite:
         if raw.get(key) is not None:
             raw[key] = tuple(raw[key])
     raw["budgets"] = {unit: tuple(values) for unit, values in (raw.get("budgets") or {}).items()}
+    learner_methods = raw.get("learner_methods") or {}
+    if not isinstance(learner_methods, dict) or not all(isinstance(v, (list, tuple)) for v in learner_methods.values()):
+        raise SuiteError(f"{where}: learner_methods must map a learner name to a list of method names, "
+                         f"e.g. {{minilm-finetune: [random, attention-labels]}}; got {learner_methods!r}")
+    raw["learner_methods"] = {learner: tuple(names) for learner, names in learner_methods.items()}
     bad_units = sorted(set(raw["budgets"]) - {"per_class", "total"})
     if bad_units:
         raise SuiteError(f"{where}: budget unit(s) {bad_units} are invalid; use 'per_class' or 'total'")

@@ -105,12 +105,63 @@ def step_learning_rates(train: SyntheticSet, native: bool) -> torch.Tensor | Non
     return lrs
 
 
-def train_steps(model: nn.Module, batches: Iterator[Batch], compute_loss: Callable[[nn.Module, Batch], torch.Tensor],
-                recipe: Recipe, steps: int, step_lrs: torch.Tensor | None = None) -> tuple[list[float], int]:
-    """Run `steps` optimizer steps; return the loss of every step and the non-padding tokens seen.
+# Probabilities are clamped here before logarithms, so masked keys (probability 0) add nothing.
+EPSILON = 1e-8
 
-    With `step_lrs`, step t uses learning rate `step_lrs[t]` in place of the recipe's schedule.
+
+def cls_attention(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack the [CLS] query row of every layer's attention [n, heads, L, L] into [n, layers, heads, L]."""
+    return torch.stack([layer[:, :, 0, :] for layer in attentions], dim=1)
+
+
+def attention_kl(target: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """KL(target || attention) per [CLS] distribution, averaged over examples, layers and heads."""
+    divergence = target * (target.clamp(min=EPSILON).log() - attention.clamp(min=EPSILON).log())
+    return divergence.sum(-1).mean()
+
+
+def attention_lambda(train: SyntheticSet) -> float:
+    """Return the weight of the attention loss stored in the set's manifest (1.0, the published value, if absent)."""
+    value = train.manifest.get("attention_lambda", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"set of method {train.method!r}: manifest 'attention_lambda' is {value!r}; "
+                         f"store a finite, non-negative number (the weight of the attention loss)")
+    return float(value)
+
+
+def check_attention_shape(train: SyntheticSet, targets: torch.Tensor, model: nn.Module) -> None:
+    """Raise ValueError unless attention targets have one row per layer and head of `model`."""
+    layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    if tuple(targets.shape[1:3]) != (layers, heads):
+        raise ValueError(f"set of method {train.method!r}: extra 'attention_targets' has {targets.shape[1]} layers "
+                         f"x {targets.shape[2]} heads, but the model has {layers} x {heads}; distill the set "
+                         f"with the learner's backbone")
+
+
+def learned_rate_steps(model: nn.Module, batch: Batch, compute_loss: Callable[[nn.Module, Batch], torch.Tensor],
+                       step_lrs: torch.Tensor) -> tuple[list[float], int]:
+    """Train as a distiller's unrolled inner loop did: one plain SGD step per learned rate on the whole set.
+
+    No Adam, warmup, decay, weight decay, clipping or batching, and dropout stays off, as in the
+    differentiable steps the rates were learned for. Returns the loss of every step and the tokens seen.
     """
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    model.eval()
+    losses: list[float] = []
+    for rate in step_lrs.tolist():
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        loss = compute_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses, int(batch["attention_mask"].sum()) * len(losses)
+
+
+def train_steps(model: nn.Module, batches: Iterator[Batch], compute_loss: Callable[[nn.Module, Batch], torch.Tensor],
+                recipe: Recipe, steps: int) -> tuple[list[float], int]:
+    """Run `steps` optimizer steps of the recipe; return the loss of every step and the non-padding tokens seen."""
     optimizer = build_optimizer(model, recipe)
     scheduler = build_scheduler(optimizer, recipe, steps)
     losses: list[float] = []
@@ -118,17 +169,12 @@ def train_steps(model: nn.Module, batches: Iterator[Batch], compute_loss: Callab
     model.train()
     for step in range(steps):
         batch = next(batches)
-        if step_lrs is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = float(step_lrs[step])
-
         loss = compute_loss(model, batch)
         loss.backward()
         if recipe.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         optimizer.step()
-        if step_lrs is None:
-            scheduler.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
         losses.append(float(loss.detach()))
@@ -191,7 +237,7 @@ def load_pretrained(model_class: Any, backbone: str, **model_kwargs: Any) -> tup
 class Objective(Protocol):
     """Interface of one task family to the fine-tuning learner: model, training data, loss and scores."""
 
-    def build_model(self) -> tuple[Any, nn.Module]: ...
+    def build_model(self, **model_kwargs: Any) -> tuple[Any, nn.Module]: ...
 
     def prepare(self, tokenizer: Any, train: SyntheticSet, native: bool) -> TrainingExamples: ...
 
@@ -236,6 +282,7 @@ class EmbeddedExamples:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     soft_labels: torch.Tensor | None
+    attention_targets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -248,6 +295,8 @@ class EmbeddedExamples:
                  "labels": self.labels[indices]}
         if self.soft_labels is not None:
             batch["soft_labels"] = self.soft_labels[indices]
+        if self.attention_targets is not None:
+            batch["attention_targets"] = self.attention_targets[indices, ..., :width]
         return batch
 
 
@@ -259,10 +308,11 @@ class ClassificationObjective:
         self.backbone = backbone
         self.max_length = max_length
 
-    def build_model(self) -> tuple[Any, nn.Module]:
+    def build_model(self, **model_kwargs: Any) -> tuple[Any, nn.Module]:
         from transformers import AutoModelForSequenceClassification
 
-        return load_pretrained(AutoModelForSequenceClassification, self.backbone, num_labels=self.task.num_classes)
+        return load_pretrained(AutoModelForSequenceClassification, self.backbone, num_labels=self.task.num_classes,
+                               **model_kwargs)
 
     def tokenize(self, tokenizer: Any, records: Sequence[Record]) -> list[dict[str, list[int]]]:
         """Tokenize records without padding; two input fields become a text pair."""
@@ -330,15 +380,29 @@ class ClassificationObjective:
             if soft.shape != (inputs.shape[0], self.task.num_classes):
                 raise ValueError(f"embedding set of method {train.method!r}: soft_labels has shape "
                                  f"{tuple(soft.shape)}, expected {(inputs.shape[0], self.task.num_classes)}")
+        attention = None
+        if native and "attention_targets" in train.extras:
+            attention = train.extras["attention_targets"].detach().float()
+            if attention.ndim != 4 or attention.shape[0] != inputs.shape[0] or attention.shape[-1] != inputs.shape[1]:
+                raise ValueError(f"embedding set of method {train.method!r}: extra 'attention_targets' has shape "
+                                 f"{tuple(attention.shape)}; expected [{inputs.shape[0]}, layers, heads, "
+                                 f"{inputs.shape[1]}] (one distribution over the tokens per example, layer and head)")
         labels = self._checked_labels(train.tensors["labels"].detach().long(), train)
-        return EmbeddedExamples(inputs, mask, labels, soft)
+        return EmbeddedExamples(inputs, mask, labels, soft, attention)
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        model_inputs = {k: v for k, v in batch.items() if k not in ("labels", "soft_labels")}
-        logits = model(**model_inputs).logits
+    def loss(self, model: nn.Module, batch: Batch, attention_weight: float = 0.0) -> torch.Tensor:
+        """Cross-entropy on the batch's soft or hard labels, plus, when the batch carries attention
+        targets, `attention_weight` x KL(target || [CLS] attention of every layer and head)."""
+        targets = batch.get("attention_targets")
+        model_inputs = {k: v for k, v in batch.items() if k not in ("labels", "soft_labels", "attention_targets")}
+        output = model(**model_inputs, output_attentions=targets is not None)
         if "soft_labels" in batch:
-            return soft_cross_entropy(logits, batch["soft_labels"])
-        return F.cross_entropy(logits, batch["labels"])
+            loss = soft_cross_entropy(output.logits, batch["soft_labels"])
+        else:
+            loss = F.cross_entropy(output.logits, batch["labels"])
+        if targets is not None:
+            loss = loss + attention_weight * attention_kl(targets, cls_attention(output.attentions))
+        return loss
 
     def predict(self, tokenizer: Any, model: nn.Module, records: Sequence[Record],
                 device: torch.device) -> list[int]:
@@ -367,8 +431,10 @@ class EncoderFinetuneLearner(Learner):
 
     Subclasses set `backbone` (a shipped backbone name or a Hub model id) and `recipes`. Recipe
     options: `qa_max_length` and `qa_stride` (QA window length and overlap in tokens). Under
-    `native`, a set's "lrs" extra sets the number of steps and each step's learning rate, with
-    no warmup or decay, and soft labels replace hard ones.
+    `native`, soft labels replace hard ones, and a set with learned rates (extra "lrs") trains as
+    the distiller's inner loop did: one plain SGD step per rate on the whole set, dropout off,
+    with the loss term of its attention targets (extra "attention_targets", weighted by the
+    manifest's "attention_lambda") when it has them.
     """
 
     backbone: ClassVar[str]
@@ -415,18 +481,29 @@ class EncoderFinetuneLearner(Learner):
                     len(train), train.form, steps, seed, self.recipe.recipe_id, " (native)" if native else "")
         seed_everything(seed)
 
+        with_attention = step_lrs is not None and "attention_targets" in train.extras
         with measure() as cost:
-            self.tokenizer, model = self.objective.build_model()
+            # SDPA attention does not return attention probabilities; the eager kernel does.
+            model_kwargs = {"attn_implementation": "eager"} if with_attention else {}
+            self.tokenizer, model = self.objective.build_model(**model_kwargs)
             model.to(self.device)
 
             # Data: tokenize once; batches are padded to their own longest row.
             examples = self.objective.prepare(self.tokenizer, train, native)
-            sampler = iter(BatchSampler(len(examples), self.recipe.batch_size, seed))
-            batches = ({k: v.to(self.device) for k, v in examples.collate(next(sampler)).items()}
-                       for _ in range(steps))
-
-            # Optimizer, schedule and loop.
-            losses, tokens = train_steps(model, batches, self.objective.loss, self.recipe, steps, step_lrs)
+            if step_lrs is not None:
+                # Native track: the distiller's inner loop, with its attention loss when the set has targets.
+                weight = 0.0
+                if with_attention:
+                    weight = attention_lambda(train)
+                    check_attention_shape(train, examples.attention_targets, model)
+                whole = {k: v.to(self.device) for k, v in examples.collate(list(range(len(examples)))).items()}
+                losses, tokens = learned_rate_steps(
+                    model, whole, lambda net, batch: self.objective.loss(net, batch, weight), step_lrs)
+            else:
+                sampler = iter(BatchSampler(len(examples), self.recipe.batch_size, seed))
+                batches = ({k: v.to(self.device) for k, v in examples.collate(next(sampler)).items()}
+                           for _ in range(steps))
+                losses, tokens = train_steps(model, batches, self.objective.loss, self.recipe, steps)
 
         model.eval()
         self.model = model

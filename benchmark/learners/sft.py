@@ -25,6 +25,7 @@ from benchmark.learners.base import Learner, NotApplicableError, Recipe, TrainRe
 from benchmark.learners.finetune import (
     Batch,
     BatchSampler,
+    learned_rate_steps,
     length_sorted_batches,
     pick_device,
     seed_everything,
@@ -165,14 +166,16 @@ class SmolLM2SFT(Learner):
 
             # Data: tokenize once; batches are padded to their own longest row.
             examples = [encode_example(self.tokenizer, r, self.recipe.max_length) for r in train.records]
-            sampler = iter(BatchSampler(len(examples), self.recipe.batch_size, seed))
             pad_id = self.tokenizer.pad_token_id
-            batches = ({k: v.to(self.device) for k, v in
-                        collate_examples([examples[i] for i in next(sampler)], pad_id).items()}
-                       for _ in range(steps))
-
-            # Optimizer, schedule and loop.
-            losses, tokens = train_steps(model, batches, response_nll, self.recipe, steps, step_lrs)
+            if step_lrs is not None:
+                whole = {k: v.to(self.device) for k, v in collate_examples(examples, pad_id).items()}
+                losses, tokens = learned_rate_steps(model, whole, response_nll, step_lrs)
+            else:
+                sampler = iter(BatchSampler(len(examples), self.recipe.batch_size, seed))
+                batches = ({k: v.to(self.device) for k, v in
+                            collate_examples([examples[i] for i in next(sampler)], pad_id).items()}
+                           for _ in range(steps))
+                losses, tokens = train_steps(model, batches, response_nll, self.recipe, steps)
 
         model.eval()
         self.model = model
