@@ -108,6 +108,29 @@ def test_batch_sampler_covers_epoch():
     assert sorted(i for b in first_epoch for i in b) == list(range(10))
 
 
+def test_length_grouped_batches_cover_epoch_with_less_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=400).tolist()
+    grouped = BatchSampler(size=400, batch_size=16, seed=1, lengths=lengths).epoch()
+    plain = BatchSampler(size=400, batch_size=16, seed=1).epoch()
+    assert sorted(i for b in grouped for i in b) == list(range(400))
+    assert len(grouped) == len(plain) == 25
+
+    def padded_tokens(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    assert padded_tokens(grouped) < 0.8 * padded_tokens(plain)
+    # Same seed, same batches; the batch order is shuffled, not sorted by length.
+    assert grouped == BatchSampler(size=400, batch_size=16, seed=1, lengths=lengths).epoch()
+    longest = [max(lengths[i] for i in b) for b in grouped]
+    assert longest != sorted(longest, reverse=True)
+
+
+def test_batch_sampler_rejects_wrong_length_count():
+    with pytest.raises(ValueError, match="got 3 lengths for 4 rows"):
+        BatchSampler(size=4, batch_size=2, seed=0, lengths=[1, 2, 3])
+
+
 def test_soft_cross_entropy_matches_hard_for_one_hot():
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, 3.0]])
     labels = torch.tensor([0, 2])

@@ -7,8 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from benchmark.leaderboard import NoRecordsError, RecordFileError, build_leaderboard
-
 logger = logging.getLogger(__name__)
 
 
@@ -25,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the leaderboard pulls in pandas, scipy and matplotlib, which other commands do not need.
+    from benchmark.leaderboard import NoRecordsError, RecordFileError, build_leaderboard
+
     try:
         summary = build_leaderboard(args.results_dir, args.output, verify=not args.no_verify)
     except (NoRecordsError, RecordFileError) as error:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import methods
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("methods", help="list method adapters with category, form, tracks, "
@@ -15,6 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def method_rows() -> list[tuple[str, ...]]:
     """One row of column strings per registered method, sorted by name."""
+    import methods  # imports torch, so only when the command runs
+
     rows = []
     for name in methods.names():
         info = methods.get(name).describe()

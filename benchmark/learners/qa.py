@@ -153,6 +153,9 @@ class WindowExamples:
     def __len__(self) -> int:
         return len(self.windows)
 
+    def lengths(self) -> list[int]:
+        return [len(w.tokens["input_ids"]) for w in self.windows]
+
     def collate(self, indices: list[int]) -> Batch:
         chosen = [self.windows[i] for i in indices]
         batch = pad_token_lists([w.tokens for w in chosen], self.pad_id)
