@@ -62,8 +62,12 @@ def test_learner_methods_limit_a_learner():
 
 def test_learner_methods_must_name_a_suite_learner(tmp_path):
     suite = load_suite("smoke").replace(learner_methods={"minilm-finetune": ["random"]})
-    with pytest.raises(SuiteError, match="learner_methods names learner 'minilm-finetune', which is not in"):
+    with pytest.raises(SuiteError, match="learner_methods names learner 'minilm-finetune', which no task"):
         run_suite(suite, str(tmp_path))
+    override = load_suite("smoke").replace(
+        task_overrides={"sst2": {"learner_methods": {"textcnn-glove": ["random"]}}})
+    with pytest.raises(SuiteError, match=r"task_overrides\['sst2'\]: learner_methods names learner 'textcnn-glove'"):
+        run_suite(override, str(tmp_path))
     with pytest.raises(SuiteError, match="learner_methods must map a learner name to a list"):
         load_suite("smoke").replace(learner_methods={"tfidf-logreg": "random"})
 

@@ -110,20 +110,29 @@ def test_batch_sampler_covers_epoch():
 
 def test_length_grouped_batches_cover_epoch_with_less_padding():
     rng = np.random.default_rng(0)
-    lengths = rng.integers(3, 60, size=400).tolist()
-    grouped = BatchSampler(size=400, batch_size=16, seed=1, lengths=lengths).epoch()
-    plain = BatchSampler(size=400, batch_size=16, seed=1).epoch()
-    assert sorted(i for b in grouped for i in b) == list(range(400))
-    assert len(grouped) == len(plain) == 25
+    lengths = rng.integers(3, 60, size=2000).tolist()
+    grouped = BatchSampler(size=2000, batch_size=16, seed=1, lengths=lengths).epoch()
+    plain = BatchSampler(size=2000, batch_size=16, seed=1).epoch()
+    assert sorted(i for b in grouped for i in b) == list(range(2000))
+    assert len(grouped) == len(plain) == 125
 
     def padded_tokens(batches):
         return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
     assert padded_tokens(grouped) < 0.8 * padded_tokens(plain)
     # Same seed, same batches; the batch order is shuffled, not sorted by length.
-    assert grouped == BatchSampler(size=400, batch_size=16, seed=1, lengths=lengths).epoch()
+    assert grouped == BatchSampler(size=2000, batch_size=16, seed=1, lengths=lengths).epoch()
     longest = [max(lengths[i] for i in b) for b in grouped]
     assert longest != sorted(longest, reverse=True)
+
+
+def test_small_sets_keep_random_batches():
+    lengths = list(range(40))
+    grouped = BatchSampler(size=40, batch_size=16, seed=2, lengths=lengths)
+    plain = BatchSampler(size=40, batch_size=16, seed=2)
+    epochs = [grouped.epoch() for _ in range(3)]
+    assert epochs == [plain.epoch() for _ in range(3)]
+    assert epochs[0] != epochs[1]
 
 
 def test_batch_sampler_rejects_wrong_length_count():
@@ -570,3 +579,17 @@ def test_attention_targets_wrong_length_rejected():
 def test_bad_attention_lambda_rejected(value):
     with pytest.raises(ValueError, match="manifest 'attention_lambda' is"):
         learner_for("sst2").fit(attention_label_set(attention_lambda=value), seed=0, native=True)
+
+
+def test_attention_targets_on_text_set_rejected():
+    train = per_class_set("sst2", 1)
+    train.extras.update(lrs=torch.tensor([0.01]), attention_targets=torch.full((2, 6, 12, 4), 0.25))
+    with pytest.raises(ValueError, match="'attention_targets' needs a MiniLM embedding set"):
+        learner_for("sst2").fit(train, seed=0, native=True)
+
+
+def test_attention_targets_without_rates_ignored():
+    train = attention_label_set()
+    del train.extras["lrs"]
+    report = learner_for("sst2").fit(train, seed=0, native=True)
+    assert report.steps == learners.get(MINILM_FINETUNE).recipe_for("smoke").steps

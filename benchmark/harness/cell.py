@@ -199,10 +199,14 @@ def score_run(cell: Cell, run: Run, synthetic: SyntheticSet, task: tasks.TaskSpe
     return {"status": "ok", "scores": scores, "extra_scores": extra_scores, "train_cost": report.to_dict()}
 
 
-def scores_of_standard_twin(store: ResultStore, key: str) -> dict[str, Any] | None:
-    """The outcome fields of the finished standard-track record `key`, marked as reused; None if it is not ok."""
+def scores_of_standard_twin(store: ResultStore, key: str, set_hash: str, recipe_id: str) -> dict[str, Any] | None:
+    """The outcome fields of the standard-track record `key`, marked as reused.
+
+    None unless that record is ok and scored this very set with the same recipe and protocol.
+    """
     record = store.load(key)
-    if record is None or record.status != "ok":
+    if (record is None or record.status != "ok" or record.synthetic_set.get("hash") != set_hash
+            or record.recipe_id != recipe_id or record.protocol_version != PROTOCOL_VERSION):
         return None
     return {"status": "ok", "scores": record.scores, "extra_scores": record.extra_scores,
             "train_cost": {**record.train_cost, "reused_from": key}}
@@ -213,6 +217,7 @@ def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> Ce
     store = ResultStore(Path(results_dir), cell.suite)
     outcome = CellOutcome(cell.label)
     pending = [run for run in cell.runs if needs_run(store.status(cell.record_key(run)), overwrite)]
+    pending.sort(key=lambda run: run.track != "standard")  # standard first, so native runs can reuse it
     outcome.skipped = len(cell.runs) - len(pending)
     if not pending:
         return outcome
@@ -245,7 +250,8 @@ def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> Ce
         twin = Run(run.learner, run.train_seed, "standard")
         try:
             if run.track == "native" and same_on_both_tracks and twin in cell.runs:
-                fields.update(scores_of_standard_twin(store, cell.record_key(twin)) or
+                fields.update(scores_of_standard_twin(store, cell.record_key(twin), summary["hash"],
+                                                      fields["recipe_id"]) or
                               score_run(cell, run, synthetic, task, test, extra))
             else:
                 fields.update(score_run(cell, run, synthetic, task, test, extra))

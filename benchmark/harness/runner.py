@@ -40,27 +40,38 @@ class RunSummary:
 
 def validate_suite(suite: Suite) -> None:
     """Reject unknown tasks, methods, learners and missing recipes before any compute starts."""
-    import tasks
-
-    for name in suite.tasks:
-        tasks.get(name)
-    for name in suite.methods:
-        methods.get(name)
-    for name in suite.learners:
-        learner = learners.get(name)
-        if suite.tier not in learner.recipes:
-            raise SuiteError(f"learner {name!r} has no {suite.tier!r} recipe; it has {sorted(learner.recipes)}")
-    for learner, names in suite.learner_methods.items():
-        if learner not in suite.learners:
-            raise SuiteError(f"learner_methods names learner {learner!r}, which is not in the suite's learners "
-                             f"{list(suite.learners)}; add it to learners or drop the entry")
-        for name in names:
-            methods.get(name)
+    check_grid(suite, f"suite {suite.name!r}")
+    override_learners = {name for o in suite.task_overrides.values() for name in o.get("learners", ())}
+    for learner in suite.learner_methods:
+        if learner not in set(suite.learners) | override_learners:
+            raise SuiteError(f"suite {suite.name!r}: learner_methods names learner {learner!r}, which no task of "
+                             f"the suite uses; add it to learners or drop the entry")
     for task, overrides in suite.task_overrides.items():
         if task not in suite.tasks:
             raise SuiteError(f"task_overrides names task {task!r}, which is not in the suite's tasks "
                              f"{list(suite.tasks)}")
-        validate_suite(suite.replace(task_overrides={}, **overrides)) if overrides else None
+        where = f"suite {suite.name!r}, task_overrides[{task!r}]"
+        task_suite = suite.for_task(task)
+        check_grid(task_suite, where)
+        for learner in overrides.get("learner_methods", {}):
+            if learner not in task_suite.learners:
+                raise SuiteError(f"{where}: learner_methods names learner {learner!r}, which is not among the "
+                                 f"task's learners {list(task_suite.learners)}; add it there or drop the entry")
+
+
+def check_grid(suite: Suite, where: str) -> None:
+    """Check that the suite's (or one task's) tasks, methods and learners exist and have recipes."""
+    import tasks
+
+    for name in suite.tasks:
+        tasks.get(name)
+    for name in [*suite.methods, *(m for names in suite.learner_methods.values() for m in names)]:
+        methods.get(name)
+    for name in suite.learners:
+        learner = learners.get(name)
+        if suite.tier not in learner.recipes:
+            raise SuiteError(f"{where}: learner {name!r} has no {suite.tier!r} recipe; "
+                             f"it has {sorted(learner.recipes)}")
 
 
 def build_cells(suite: Suite, method_paths: dict[str, str] | None = None) -> list[Cell]:

@@ -25,20 +25,31 @@ class ResultStore:
     def set_dir(self, task: str, method: str, distill_hash: str) -> Path:
         return self.sets_dir / task / method / distill_hash
 
-    def status(self, key: str) -> str | None:
-        """Status of the stored record `key`, or None when there is none (or it is unreadable)."""
-        record = self.load(key)
-        return record.status if record is not None else None
-
-    def load(self, key: str) -> ResultRecord | None:
-        """The stored record `key`, or None when there is none (or it is unreadable)."""
+    def _read(self, key: str) -> dict | None:
+        """The JSON object of record `key`, or None when there is none (or it is unreadable)."""
         path = self.record_path(key)
         if not path.exists():
             return None
         try:
-            return ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, OSError, TypeError, ValueError) as error:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError) as error:
             logger.warning("unreadable record %s (%s); it will be recomputed", path, error)
+            return None
+
+    def status(self, key: str) -> str | None:
+        """Status of the stored record `key`, or None when there is none (or it is unreadable)."""
+        data = self._read(key)
+        return data.get("status") if isinstance(data, dict) else None
+
+    def load(self, key: str) -> ResultRecord | None:
+        """The stored record `key`, or None when there is none or it does not match the record schema."""
+        data = self._read(key)
+        if data is None:
+            return None
+        try:
+            return ResultRecord.from_dict(data)
+        except (TypeError, ValueError) as error:
+            logger.warning("record %s does not load (%s)", self.record_path(key), error)
             return None
 
     def write(self, record: ResultRecord) -> Path:

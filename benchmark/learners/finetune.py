@@ -81,16 +81,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,
 
 
 # Length grouping sorts rows by length within chunks of this many batches (the grouping that
-# transformers' group_by_length uses), so batches stay random across chunks.
+# transformers' group_by_length uses), so batches stay random across chunks. A set of at most
+# one chunk keeps plain random batches: sorting it would give every epoch the same batches.
 GROUP_BATCHES = 50
 
 
 class BatchSampler:
     """Endless seeded batches of indices: each epoch is a fresh permutation cut into batches.
 
-    With `lengths`, each permutation is cut into chunks of GROUP_BATCHES batches, every chunk is
-    sorted by length (longest first) before it is cut, and the epoch's batches are then shuffled:
-    rows of similar length share a batch, so less of it is padding.
+    With `lengths` and more than GROUP_BATCHES batches of rows, each permutation is cut into
+    chunks of GROUP_BATCHES batches, every chunk is sorted by length (longest first) before it
+    is cut, and the epoch's batches are then shuffled: rows of similar length share a batch, so
+    less of it is padding. Smaller sets get plain random batches.
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None) -> None:
@@ -104,9 +106,9 @@ class BatchSampler:
     def epoch(self) -> list[list[int]]:
         """The batches of one pass over the rows."""
         order = torch.randperm(self.size, generator=self.generator).tolist()
-        if self.lengths is None:
-            return [order[start:start + self.batch_size] for start in range(0, self.size, self.batch_size)]
         chunk = self.batch_size * GROUP_BATCHES
+        if self.lengths is None or self.size <= chunk:
+            return [order[start:start + self.batch_size] for start in range(0, self.size, self.batch_size)]
         batches = []
         for first in range(0, self.size, chunk):
             rows = sorted(order[first:first + chunk], key=lambda row: -self.lengths[row])
@@ -414,7 +416,8 @@ class ClassificationObjective:
                 raise ValueError(f"embedding set of method {train.method!r}: soft_labels has shape "
                                  f"{tuple(soft.shape)}, expected {(inputs.shape[0], self.task.num_classes)}")
         attention = None
-        if native and "attention_targets" in train.extras:
+        # Attention targets belong to the learned-rate inner loop, so they apply only with "lrs".
+        if native and "attention_targets" in train.extras and "lrs" in train.extras:
             attention = train.extras["attention_targets"].detach().float()
             if attention.ndim != 4 or attention.shape[0] != inputs.shape[0] or attention.shape[-1] != inputs.shape[1]:
                 raise ValueError(f"embedding set of method {train.method!r}: extra 'attention_targets' has shape "
@@ -515,6 +518,10 @@ class EncoderFinetuneLearner(Learner):
         seed_everything(seed)
 
         with_attention = step_lrs is not None and "attention_targets" in train.extras
+        if with_attention and (train.form != "embeddings" or self.task.family == "qa"):
+            raise ValueError(f"set of method {train.method!r}: extra 'attention_targets' needs a MiniLM embedding "
+                             f"set of a classification or nli task; this is a {train.form} set of task "
+                             f"{self.task.name!r} ({self.task.family}); drop the extra or store embeddings")
         with measure() as cost:
             # SDPA attention does not return attention probabilities; the eager kernel does.
             model_kwargs = {"attn_implementation": "eager"} if with_attention else {}
@@ -530,8 +537,11 @@ class EncoderFinetuneLearner(Learner):
                     weight = attention_lambda(train)
                     check_attention_shape(train, examples.attention_targets, model)
                 whole = {k: v.to(self.device) for k, v in examples.collate(list(range(len(examples)))).items()}
-                losses, tokens = learned_rate_steps(
-                    model, whole, lambda net, batch: self.objective.loss(net, batch, weight), step_lrs)
+                compute_loss = self.objective.loss
+                if with_attention:
+                    def compute_loss(net: nn.Module, batch: Batch) -> torch.Tensor:
+                        return self.objective.loss(net, batch, weight)
+                losses, tokens = learned_rate_steps(model, whole, compute_loss, step_lrs)
             else:
                 lengths = examples.lengths() if self.recipe.option("length_grouped", False) else None
                 sampler = iter(BatchSampler(len(examples), self.recipe.batch_size, seed, lengths))
