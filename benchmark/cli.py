@@ -42,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
         from tasks.data import DATA_DIR_ENV
         os.environ[DATA_DIR_ENV] = str(args.data_dir.resolve())
-    return int(args.func(args) or 0)
+    from benchmark.harness.suite import SuiteError
+    from benchmark.registry import UnknownNameError
+
+    try:
+        return int(args.func(args) or 0)
+    except (SuiteError, UnknownNameError) as error:
+        # These messages already name the value and the fix; a traceback would only hide them.
+        print(f"tddbench {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -143,19 +143,26 @@ def read_set_file(path: Path, task: TaskSpec, field_map: dict[str, str]) -> list
     """Read one JSON Lines set; every problem raises SubmittedSetError naming the file and line."""
     records = []
     dropped: Counter = Counter()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise SubmittedSetError(f"{where}: invalid JSON ({error.msg} at column {error.colno}); "
-                                        f"write one JSON object per line") from None
-            if not isinstance(raw, dict):
-                raise SubmittedSetError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-            records.append(convert_row(raw, task, field_map, where, dropped))
+    data = path.read_bytes()
+    try:
+        # Split on newlines only: str.splitlines would also cut at U+2028 inside a JSON string.
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise SubmittedSetError(f"{path}:{line}: not UTF-8 text (byte {error.object[error.start]:#04x}); "
+                                f"save the file as UTF-8") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SubmittedSetError(f"{where}: invalid JSON ({error.msg} at column {error.colno}); "
+                                    f"write one JSON object per line") from None
+        if not isinstance(raw, dict):
+            raise SubmittedSetError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        records.append(convert_row(raw, task, field_map, where, dropped))
     if not records:
         raise SubmittedSetError(f"{path}: the file contains no rows; a submitted set needs at least one example")
     if dropped:

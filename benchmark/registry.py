@@ -54,7 +54,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
         close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         return f"unknown {self.kind} {name!r}{hint} Known {self.kind}s: {', '.join(known)}"
 
     def source(self, name: str) -> str:

@@ -135,7 +135,10 @@ class SyntheticSet:
         synthetic = cls(task=manifest.pop("task"), method=manifest.pop("method"), form=manifest.pop("form"),
                         records=records, tensors=tensors, backbone=manifest.pop("backbone"),
                         extras=extras, manifest=manifest)
-        if verify and stored_hash is not None and synthetic.content_hash() != stored_hash:
+        if verify and stored_hash is None:
+            raise SyntheticSetError(f"{directory}: manifest.json has no 'hash', so the files cannot be checked; "
+                                    f"write the set with SyntheticSet.save, which stores it")
+        if verify and synthetic.content_hash() != stored_hash:
             raise SyntheticSetError(f"{directory}: content hash {synthetic.content_hash()[:12]} does not match "
                                     f"the manifest's {stored_hash[:12]}; the files were changed after saving")
         return synthetic

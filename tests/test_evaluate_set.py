@@ -164,6 +164,19 @@ def test_invalid_rows_name_file_and_line(sst2, tmp_path, lines, message):
         read_set_file(path, sst2.task, VARIANT_MAP if "text" in lines[0] else {})
 
 
+def test_non_utf8_file_names_line(sst2, tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes('{"sentence": "ok", "label": 0}\n{"sentence": "caf\u00e9", "label": 1}\n'.encode("latin-1"))
+    with pytest.raises(SubmittedSetError, match=r"latin.jsonl:2: not UTF-8 text \(byte 0xe9\); save the file as UTF-8"):
+        read_set_file(path, sst2.task, {})
+
+
+def test_line_separator_inside_string_kept(sst2, tmp_path):
+    path = tmp_path / "sep.jsonl"
+    path.write_text('{"sentence": "one\u2028two", "label": 0}\n', encoding="utf-8")
+    assert read_set_file(path, sst2.task, {})[0]["sentence"] == "one\u2028two"
+
+
 def test_missing_path_rejected(sst2, tmp_path):
     with pytest.raises(SubmittedSetError, match="no such file or folder"):
         load_submission(tmp_path / "absent.jsonl", sst2.task, "x", {})

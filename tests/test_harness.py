@@ -78,6 +78,47 @@ def test_suite_rejects_unknown_field():
                      "learners": ["tfidf-logreg"], "learner": "x"}, "x.yaml")
 
 
+SMOKE_FIELDS = {"name": "x", "tier": "smoke", "tasks": ["sst2"], "methods": ["random"], "learners": ["tfidf-logreg"]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "../escaped"}, r"name '\.\./escaped' is invalid"),
+    ({"name": ""}, "name '' is invalid"),
+    ({"tier": "smok"}, "tier 'smok' is invalid; use one of smoke, quick, standard"),
+    ({"methods": []}, "methods is empty"),
+    ({"methods": "random"}, r"methods must be a list, e.g. methods: \['random'\]"),
+    ({"distill_seeds": [-1]}, "distill_seeds contains -1; seeds are non-negative integers"),
+    ({"train_seeds": [0.5]}, "train_seeds contains 0.5"),
+    ({"budgets": {"per_class": ["two"]}}, r"budgets.per_class is \['two'\]; give positive integers"),
+    ({"budgets": {"per_class": [0]}}, "give positive integers"),
+    ({"pool_limit": -5}, "pool_limit is -5; give a positive number of rows"),
+    ({"test_limit": "abc"}, "test_limit is 'abc'"),
+    ({"distill_timeout_s": -1}, "distill_timeout_s is -1; give a positive number of seconds"),
+    ({"task_overrides": {"sst2": [1]}}, "task_overrides must map a task name to a mapping of fields"),
+])
+def test_suite_rejects_bad_values(change, message):
+    with pytest.raises(SuiteError, match=message):
+        parse_suite({**SMOKE_FIELDS, **change}, "x.yaml")
+
+
+def test_suite_rejects_non_mapping_and_bad_yaml(tmp_path):
+    with pytest.raises(SuiteError, match="a suite is a mapping of fields"):
+        parse_suite(["a", "b"], "x.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ntasks: [sst2\n")
+    with pytest.raises(SuiteError, match="not valid YAML"):
+        load_suite(str(broken))
+
+
+def test_cli_suite_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SMOKE_FIELDS, "methods": ["randon"]}))
+    result = run_cli("run", "--suite", str(bad), "--results-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "tddbench run: unknown method 'randon'; did you mean 'random'?" in result.stderr
+
+
 def test_suite_unknown_name_lists_known():
     with pytest.raises(SuiteError, match=r"suite 'quik' not found; known suites: .*quick"):
         load_suite("quik")
@@ -182,6 +223,11 @@ def test_raising_and_hanging_methods_become_failure_records(tmp_path):
     assert by_method["test-over-budget"]["error"]["type"] == "BudgetError"
     assert "FAILED sst2/test-raises/b2/d0" in result.stdout
 
+    # A plain rerun keeps the failure records and says how to retry them.
+    again = run_cli(*args)
+    assert "3 of the already recorded runs are failures" in again.stdout
+    assert "--overwrite failed" in again.stdout
+
     # --overwrite failed retries only the failed records.
     before = {k: v["created_at"] for k, v in found.items()}
     time.sleep(1.1)
@@ -192,6 +238,54 @@ def test_raising_and_hanging_methods_become_failure_records(tmp_path):
     raises_key = next(k for k, v in after.items() if v["method"] == "test-raises")
     assert after[random_key]["created_at"] == before[random_key]
     assert after[raises_key]["created_at"] != before[raises_key]
+
+
+def test_missing_task_data_fails_only_its_cells(tmp_path):
+    # ag_news has no train split in the local mirror, so its cells cannot load their data.
+    suite = load_suite("smoke").replace(name="missing", tasks=("ag_news", "sst2"), methods=("random",),
+                                        learners=("tfidf-logreg",), random_seeds=None)
+    summary = run_suite(suite, str(tmp_path))
+    assert summary.ok == 1
+    assert summary.failed == 1
+    by_task = {r["task"]: r for r in records(tmp_path, "missing").values()}
+    assert by_task["sst2"]["status"] == "ok"
+    assert by_task["ag_news"]["status"] == "failed"
+    assert by_task["ag_news"]["error"]["type"] == "MissingDataError"
+
+
+def test_tampered_cached_set_is_distilled_again(tmp_path):
+    from benchmark.synthetic import SyntheticSet
+
+    suite = load_suite("smoke").replace(name="tamper", methods=("herding",), learners=("tfidf-logreg",),
+                                        random_seeds=None)
+    run_suite(suite, str(tmp_path))
+    (set_dir,) = (tmp_path / "tamper" / "sets" / "sst2" / "herding").iterdir()
+    original = SyntheticSet.load(set_dir)
+    grown = SyntheticSet(task=original.task, method=original.method, form=original.form,
+                         records=original.records * 3, manifest=original.manifest)
+    grown.save(set_dir)  # a valid hash, but three times the budget
+
+    run_suite(suite, str(tmp_path), overwrite="all")
+    (record,) = records(tmp_path, "tamper").values()
+    assert record["status"] == "ok"
+    assert record["synthetic_set"]["size"] == len(original)
+    assert SyntheticSet.load(set_dir).content_hash() == original.content_hash()
+
+
+def test_changed_config_is_reported_not_mixed(tmp_path, caplog):
+    suite = load_suite("smoke").replace(name="config", methods=("random",), learners=("tfidf-logreg",),
+                                        random_seeds=None)
+    run_suite(suite, str(tmp_path))
+    with caplog.at_level("WARNING", logger="benchmark.harness.cell"):
+        summary = run_suite(suite, str(tmp_path))
+    assert summary.skipped == 1
+    assert not [r for r in caplog.records if "another configuration" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="benchmark.harness.cell"):
+        summary = run_suite(suite.replace(pool_limit=100), str(tmp_path))
+    assert summary.skipped == 1
+    (warning,) = [r.getMessage() for r in caplog.records if "another configuration" in r.getMessage()]
+    assert "pool_limit 200 -> 100" in warning
+    assert "--overwrite all" in warning
 
 
 def test_reused_work_counts_in_distillation_cost(tmp_path):

@@ -257,6 +257,18 @@ def test_full_equal_random_warns(caplog):
     assert any("gap closed is undefined" in record.getMessage() for record in caplog.records)
 
 
+def test_full_below_random_leaves_gap_missing(caplog):
+    records = loaded(make_record("random", 0.5), make_record("dm", 0.48),
+                     make_record("full", 0.49, budget=None))
+    with caplog.at_level(logging.WARNING, logger="benchmark.leaderboard"):
+        result = aggregate_records(records)
+    dm = [aggregate for aggregate in result.aggregates if aggregate.method == "dm"][0]
+    assert dm.gap_closed is None
+    assert dm.gain_over_random == pytest.approx(-0.02, abs=TOLERANCE)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("full-data mean (0.49) is not better than the random mean (0.5)" in m for m in messages)
+
+
 def test_non_finite_score_counts_failed(caplog):
     records = loaded(make_record("random", 0.5), make_record("dm", float("nan")),
                      make_record("dm", 0.7, seed=1))

@@ -449,3 +449,13 @@ def test_token_budget_batches_rejects_nonpositive_limits():
 
     with pytest.raises(ValueError, match="must be positive"):
         token_budget_batches([1], 0, 5)
+
+
+def test_textcnn_rejects_negative_rates() -> None:
+    train = SyntheticSet(task="sst2", method="fake", form="embeddings", backbone=GLOVE,
+                         tensors={"inputs": torch.randn(2, 5, 50), "attention_mask": torch.ones(2, 5),
+                                  "labels": torch.tensor([0, 1])},
+                         extras={"lrs": torch.tensor([-0.5, 0.1])})
+    learner = make_learner("textcnn-glove", "sst2", tier="smoke")
+    with pytest.raises(ValueError, match="extra 'lrs' must hold at least one finite, non-negative learning rate"):
+        learner.fit(train, seed=0, native=True)

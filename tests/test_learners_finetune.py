@@ -593,3 +593,10 @@ def test_attention_targets_without_rates_ignored():
     del train.extras["lrs"]
     report = learner_for("sst2").fit(train, seed=0, native=True)
     assert report.steps == learners.get(MINILM_FINETUNE).recipe_for("smoke").steps
+
+
+def test_attention_targets_not_distributions_rejected():
+    train = attention_label_set()
+    train.extras["attention_targets"] = -torch.ones_like(train.extras["attention_targets"])
+    with pytest.raises(ValueError, match="'attention_targets' must hold probability distributions"):
+        learner_for("sst2").fit(train, seed=0, native=True)

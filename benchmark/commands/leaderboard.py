@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the leaderboard pulls in pandas, scipy and matplotlib, which other commands do not need.
     from benchmark.leaderboard import NoRecordsError, RecordFileError, build_leaderboard
 
+    if args.output.exists() and not args.output.is_dir():
+        print(f"tddbench leaderboard: --output {args.output} is a file; pass a folder (it is created if missing)",
+              file=sys.stderr)
+        return 1
     try:
         summary = build_leaderboard(args.results_dir, args.output, verify=not args.no_verify)
     except (NoRecordsError, RecordFileError) as error:

@@ -17,6 +17,16 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
@@ -35,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--results-dir", default="results", help="folder of result records (default: results)")
     parser.add_argument("--executor", choices=("local", "process", "ray"), default="local",
                         help="where cells run (default: local, in this process)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes or Ray tasks at once")
+    parser.add_argument("--workers", type=_positive_int, default=2, help="worker processes or Ray tasks at once")
     parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--overwrite", choices=("never", "failed", "all"), default="never",
                         help="which existing records to recompute (default: never)")
@@ -88,10 +98,17 @@ def run(args: argparse.Namespace) -> int:
                                      for task, values in overrides.items()}
         suite = suite.replace(**changes)
     method_paths = load_method_paths(args.method_path)
+    in_grid = set(suite.methods) | {m for o in suite.task_overrides.values() for m in o.get("methods", ())}
+    for name in sorted(set(method_paths) - in_grid):
+        logger.warning("method %r from --method-path is not in the grid of suite %s; add --methods with its "
+                       "name to run it", name, suite.name)
     summary = run_suite(suite, args.results_dir, executor=args.executor, overwrite=args.overwrite,
                         method_paths=method_paths, workers=args.workers, ray_address=args.ray_address)
     print(f"suite {suite.name}: {summary.cells} cells in {summary.wall_time_s:.0f} s; runs: {summary.ok} ok, "
           f"{summary.failed} failed, {summary.not_applicable} not applicable, {summary.skipped} already recorded")
+    if summary.skipped_failed:
+        print(f"  {summary.skipped_failed} of the already recorded runs are failures from an earlier run; "
+              f"retry them with --overwrite failed")
     for failure in summary.failures:
         print(f"  FAILED {failure}")
     return 1 if summary.failed else 0

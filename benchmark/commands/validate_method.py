@@ -39,11 +39,13 @@ def validate(args: argparse.Namespace) -> int:
     pool_limit = SMOKE_POOL_LIMIT if args.pool_limit is None else args.pool_limit
     if pool_limit < 1:
         raise SystemExit(f"--pool-limit {pool_limit} is invalid; pass a positive number of rows")
-    load_method_paths(args.method_path)
+    loaded = load_method_paths(args.method_path)
     try:
         cls = methods.get(args.name)
     except UnknownNameError as error:
-        raise SystemExit(f"validate-method: {error}. Install the plugin or pass --method-path MODULE:CLASS") from None
+        hint = (f"--method-path loaded {sorted(loaded)}; pass the `name` the class declares"
+                if loaded else "install the plugin or pass --method-path MODULE:CLASS")
+        raise SystemExit(f"validate-method: {str(error).rstrip('.')}. Fix: {hint}") from None
 
     report = validate_method(cls, task_names=task_names, budgets=budgets, pool_limit=pool_limit, tier=args.tier)
     print(f"validate-method {report.method} (source: {methods.METHODS.source(args.name)})")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ class CellOutcome:
     failed: int = 0
     not_applicable: int = 0
     skipped: int = 0
+    skipped_failed: int = 0  # of the skipped runs, those whose stored record is a failure
     scores: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -96,6 +99,13 @@ def distill_context(cell: Cell, task: tasks.TaskSpec) -> DistillContext:
                           embed=encoder.encode, tier=cell.tier)
 
 
+def pool_class_sizes(pool: Pool, task: tasks.TaskSpec) -> dict[int, int] | None:
+    """Rows per class of the pool for a per-class budget check; None for budgets in total examples."""
+    if task.budget_unit != "per_class":
+        return None
+    return {label: len(rows) for label, rows in pool.indices_by_class().items()}
+
+
 def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool: Pool,
                data: TaskData) -> tuple[SyntheticSet, dict[str, float], Path]:
     """Load the cell's cached set, or distill it under the time limit and save it."""
@@ -104,10 +114,13 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
     if (set_dir / "manifest.json").exists():
         try:
             synthetic = SyntheticSet.load(set_dir)
+            if cell.budget is not None:  # a cached set passes the same budget check as a fresh one
+                check_set(synthetic, task, Budget(cell.budget, task.budget_unit), cell.method,
+                          pool_class_sizes=pool_class_sizes(pool, task))
             logger.debug("%s: reusing distilled set %s", cell.label, set_dir)
             return synthetic, synthetic.manifest.get("distill_cost", {}), set_dir
         except (SyntheticSetError, OSError, ValueError) as error:
-            logger.warning("%s: cached set %s is unreadable (%s); distilling again", cell.label, set_dir, error)
+            logger.warning("%s: cached set %s is unusable (%s); distilling again", cell.label, set_dir, error)
 
     method = method_cls.for_tier(cell.tier, **dict(cell.method_params))
     budget = Budget(cell.budget or 0, task.budget_unit)
@@ -119,7 +132,7 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
                         f"distill() must return a SyntheticSet")
     distill_cost = cost.to_dict()
     # A method that reuses work done in an earlier cell (DiLM's trained generator) reports its
-    # seconds as manifest "reused_work_s"; they count in this cell's cost too, so every budget
+    # seconds as manifest "reused_work_s". They count in this cell's cost too, so every budget
     # shows what producing its set from scratch takes.
     reused = synthetic.manifest.get("reused_work_s")
     if isinstance(reused, (int, float)) and not isinstance(reused, bool) and reused > 0:
@@ -128,9 +141,7 @@ def obtain_set(cell: Cell, store: ResultStore, method_cls: type[Distiller], pool
                               seed=cell.distill_seed, tier=cell.tier, distill_cost=distill_cost,
                               hyperparameters=method.get_params(), label_field=task.label_field)
     if cell.budget is not None:
-        class_sizes = ({c: len(i) for c, i in pool.indices_by_class().items()}
-                       if task.budget_unit == "per_class" else None)
-        stats = check_set(synthetic, task, budget, cell.method, pool_class_sizes=class_sizes)
+        stats = check_set(synthetic, task, budget, cell.method, pool_class_sizes=pool_class_sizes(pool, task))
         synthetic.manifest["stats"] = dataclasses.asdict(stats)
     synthetic.save(set_dir)
     return synthetic, distill_cost, set_dir
@@ -200,9 +211,9 @@ def score_run(cell: Cell, run: Run, synthetic: SyntheticSet, task: tasks.TaskSpe
 
 
 def scores_of_standard_twin(store: ResultStore, key: str, set_hash: str, recipe_id: str) -> dict[str, Any] | None:
-    """The outcome fields of the standard-track record `key`, marked as reused.
+    """Return the outcome fields of the standard-track record `key`, marked as reused.
 
-    None unless that record is ok and scored this very set with the same recipe and protocol.
+    Returns None unless that record is ok and scored this very set with the same recipe and protocol.
     """
     record = store.load(key)
     if (record is None or record.status != "ok" or record.synthetic_set.get("hash") != set_hash
@@ -212,28 +223,49 @@ def scores_of_standard_twin(store: ResultStore, key: str, set_hash: str, recipe_
             "train_cost": {**record.train_cost, "reused_from": key}}
 
 
+def warn_if_config_changed(cell: Cell, stored: Iterable[dict | None]) -> None:
+    """Log once per cell when kept records were computed with another configuration of the cell."""
+    expected = json.loads(json.dumps(cell.config(), default=str))  # as stored: tuples become lists
+    for data in stored:
+        config = dict(data.get("config") or {}) if isinstance(data, dict) else {}
+        config.pop("task_fingerprint", None)
+        changed = sorted(k for k in expected if k in config and config[k] != expected[k])
+        if changed:
+            shown = ", ".join(f"{k} {config[k]!r} -> {expected[k]!r}" for k in changed[:4])
+            logger.warning("%s: stored records were computed with another configuration (%s); they are kept. "
+                           "Use --overwrite all or another --results-dir to run the new one", cell.label, shown)
+            return
+
+
 def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> CellOutcome:
     """Distill and score one cell, writing each record as soon as it exists."""
     store = ResultStore(Path(results_dir), cell.suite)
     outcome = CellOutcome(cell.label)
-    pending = [run for run in cell.runs if needs_run(store.status(cell.record_key(run)), overwrite)]
+    stored = {run: store.read(cell.record_key(run)) for run in cell.runs}
+    statuses = {run: data.get("status") if isinstance(data, dict) else None for run, data in stored.items()}
+    warn_if_config_changed(cell, stored.values())
+    pending = [run for run in cell.runs if needs_run(statuses[run], overwrite)]
     pending.sort(key=lambda run: run.track != "standard")  # standard first, so native runs can reuse it
     outcome.skipped = len(cell.runs) - len(pending)
+    outcome.skipped_failed = sum(1 for run in cell.runs if run not in pending and statuses[run] == "failed")
     if not pending:
         return outcome
 
     logger.info("cell %s start: %d runs to do, %d already recorded", cell.label, len(pending), outcome.skipped)
-    data = tasks.load(cell.task)
-    task = data.task
-    pool, test, extra = cell_inputs(cell, data)
+    task = tasks.get(cell.task)
+    data: TaskData | None = None
     method_cls: type[Distiller] | None = None
     try:
+        data = tasks.load(cell.task)
+        pool, test, extra = cell_inputs(cell, data)
         method_cls = resolve_method(cell)
         synthetic, distill_cost, set_dir = obtain_set(cell, store, method_cls, pool, data)
-    except Exception as error:  # a broken method fails its own cell only
-        logger.error("%s: distillation failed: %s: %s", cell.label, type(error).__name__, error)
+    except Exception as error:  # missing data or a broken method fails its own cell only
+        stage = "loading the task data" if data is None else "distillation"
+        logger.error("%s: %s failed: %s: %s", cell.label, stage, type(error).__name__, error)
+        fingerprint = data.fingerprint if data is not None else "unavailable"
         for run in pending:
-            fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
+            fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), fingerprint)
             store.write(ResultRecord(**fields, status="failed", error=error_info(error)))
             outcome.failed += 1
         outcome.failures.append(f"{cell.label}: {type(error).__name__}: {error}")

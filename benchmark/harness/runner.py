@@ -26,6 +26,7 @@ class RunSummary:
     failed: int = 0
     not_applicable: int = 0
     skipped: int = 0
+    skipped_failed: int = 0
     wall_time_s: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class RunSummary:
         self.failed += outcome.failed
         self.not_applicable += outcome.not_applicable
         self.skipped += outcome.skipped
+        self.skipped_failed += outcome.skipped_failed
         self.failures += outcome.failures
 
 

@@ -25,8 +25,8 @@ class ResultStore:
     def set_dir(self, task: str, method: str, distill_hash: str) -> Path:
         return self.sets_dir / task / method / distill_hash
 
-    def _read(self, key: str) -> dict | None:
-        """The JSON object of record `key`, or None when there is none (or it is unreadable)."""
+    def read(self, key: str) -> dict | None:
+        """Read the JSON object of record `key`; None when there is none or it is unreadable."""
         path = self.record_path(key)
         if not path.exists():
             return None
@@ -37,19 +37,19 @@ class ResultStore:
             return None
 
     def status(self, key: str) -> str | None:
-        """Status of the stored record `key`, or None when there is none (or it is unreadable)."""
-        data = self._read(key)
+        """Return the status of the stored record `key`; None when there is none or it is unreadable."""
+        data = self.read(key)
         return data.get("status") if isinstance(data, dict) else None
 
     def load(self, key: str) -> ResultRecord | None:
-        """The stored record `key`, or None when there is none or it does not match the record schema."""
-        data = self._read(key)
+        """Load the stored record `key`; None when there is none or it does not match the record schema."""
+        data = self.read(key)
         if data is None:
             return None
         try:
             return ResultRecord.from_dict(data)
         except (TypeError, ValueError) as error:
-            logger.warning("record %s does not load (%s)", self.record_path(key), error)
+            logger.warning("record %s is invalid (%s)", self.record_path(key), error)
             return None
 
     def write(self, record: ResultRecord) -> Path:

@@ -160,8 +160,10 @@ def _group_order(item: tuple[tuple[CellKey, str], list[LoadedRecord]]) -> tuple:
 
 
 def _warn(warnings: list[str], message: str) -> None:
-    logger.warning(message)
-    warnings.append(message)
+    """Log and keep `message` once, because one condition met by several methods of a cell is one warning."""
+    if message not in warnings:
+        logger.warning(message)
+        warnings.append(message)
 
 
 def _summarize_group(cell: CellKey, method: str, members: list[LoadedRecord],
@@ -275,9 +277,13 @@ def _attach_baselines(aggregates: list[Aggregate], warnings: list[str]) -> None:
             continue
         for aggregate in members:
             random_mean = means[(cell, aggregate.reference_method)]
-            if full_mean == random_mean:
-                _warn(warnings, f"full-data mean equals the {aggregate.reference_method} mean ({full_mean}) "
-                                f"for {cell.label}: gap closed is undefined and left missing")
+            full_gain = full_mean - random_mean if aggregate.higher_is_better else random_mean - full_mean
+            if full_gain <= 0:
+                # With no gap to close (the learner does no better on the full pool than on the
+                # reference set), the ratio is undefined or only amplifies noise.
+                _warn(warnings, f"full-data mean ({full_mean:.4g}) is not better than the "
+                                f"{aggregate.reference_method} mean ({random_mean:.4g}) for {cell.label}: "
+                                f"gap closed is undefined and left missing")
                 continue
             gap = (aggregate.summary.mean - random_mean) / (full_mean - random_mean)
             aggregate.gap_closed = gap + 0.0  # turns -0.0 into 0.0 for display

@@ -26,7 +26,7 @@ from benchmark.backbones import BACKBONES, MINILM, hub_error, encoder_path
 from benchmark.cost import measure
 from benchmark.learners import register
 from benchmark.learners.base import Learner, NotApplicableError, Recipe, TrainReport
-from benchmark.learners.training import seed_everything, soft_cross_entropy
+from benchmark.learners.training import seed_everything, soft_cross_entropy, step_learning_rates
 from benchmark.metrics import classification_scores
 from benchmark.synthetic import SOFT_LABEL_KEY, SyntheticSet
 from tasks.data import Record, Split
@@ -104,7 +104,7 @@ class BatchSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def epoch(self) -> list[list[int]]:
-        """The batches of one pass over the rows."""
+        """Return the batches of one pass over the rows."""
         order = torch.randperm(self.size, generator=self.generator).tolist()
         chunk = self.batch_size * GROUP_BATCHES
         if self.lengths is None or self.size <= chunk:
@@ -121,17 +121,6 @@ class BatchSampler:
             yield from self.epoch()
 
 
-def step_learning_rates(train: SyntheticSet, native: bool) -> torch.Tensor | None:
-    """Return the set's learned per-step learning rates (extra "lrs") under `native`, else None."""
-    if not native or "lrs" not in train.extras:
-        return None
-    lrs = train.extras["lrs"].detach().float().flatten()
-    if lrs.numel() == 0 or not torch.isfinite(lrs).all() or (lrs < 0).any():
-        raise ValueError(f"set of method {train.method!r}: extra 'lrs' must hold at least one finite, "
-                         f"non-negative learning rate per step; got {train.extras['lrs'].tolist()[:8]}")
-    return lrs
-
-
 # Probabilities are clamped here before logarithms, so masked keys (probability 0) add nothing.
 EPSILON = 1e-8
 
@@ -142,7 +131,7 @@ def cls_attention(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def attention_kl(target: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    """KL(target || attention) per [CLS] distribution, averaged over examples, layers and heads."""
+    """Compute KL(target || attention) per [CLS] distribution, averaged over examples, layers and heads."""
     divergence = target * (target.clamp(min=EPSILON).log() - attention.clamp(min=EPSILON).log())
     return divergence.sum(-1).mean()
 
@@ -423,12 +412,19 @@ class ClassificationObjective:
                 raise ValueError(f"embedding set of method {train.method!r}: extra 'attention_targets' has shape "
                                  f"{tuple(attention.shape)}; expected [{inputs.shape[0]}, layers, heads, "
                                  f"{inputs.shape[1]}] (one distribution over the tokens per example, layer and head)")
+            totals = attention.sum(dim=-1)
+            if not torch.isfinite(attention).all() or (attention < 0).any() or not torch.allclose(
+                    totals, torch.ones_like(totals), atol=1e-3):
+                raise ValueError(f"embedding set of method {train.method!r}: extra 'attention_targets' must hold "
+                                 f"probability distributions (finite, non-negative, summing to 1 over the tokens); "
+                                 f"found values in [{float(attention.min()):.3g}, {float(attention.max()):.3g}] "
+                                 f"and sums in [{float(totals.min()):.3g}, {float(totals.max()):.3g}]")
         labels = self._checked_labels(train.tensors["labels"].detach().long(), train)
         return EmbeddedExamples(inputs, mask, labels, soft, attention)
 
     def loss(self, model: nn.Module, batch: Batch, attention_weight: float = 0.0) -> torch.Tensor:
-        """Cross-entropy on the batch's soft or hard labels, plus, when the batch carries attention
-        targets, `attention_weight` x KL(target || [CLS] attention of every layer and head)."""
+        """Compute cross-entropy on the batch's soft or hard labels, plus `attention_weight` x
+        KL(target || [CLS] attention of every layer and head) when the batch has attention targets."""
         targets = batch.get("attention_targets")
         model_inputs = {k: v for k, v in batch.items() if k not in ("labels", "soft_labels", "attention_targets")}
         output = model(**model_inputs, output_attentions=targets is not None)

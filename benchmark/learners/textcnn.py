@@ -32,6 +32,7 @@ from benchmark.learners.training import (
     seed_everything,
     soft_cross_entropy,
     split_labels,
+    step_learning_rates,
 )
 from benchmark.metrics import classification_scores
 from benchmark.synthetic import SyntheticSet
@@ -211,6 +212,7 @@ class TextCNNLearner(Learner):
             if lrs.dim() != 1 or len(lrs) == 0:
                 raise ValueError(f"synthetic set of method {train.method!r}: extra 'lrs' has shape {list(lrs.shape)}; "
                                  f"expected a non-empty 1-D tensor with one learning rate per training step")
+            lrs = step_learning_rates(train, native)
             steps = len(lrs)
         else:
             steps = recipe.full_data_steps if full_data else recipe.steps

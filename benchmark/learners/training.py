@@ -216,3 +216,14 @@ def split_labels(task: TaskSpec, split: Split) -> np.ndarray:
     if not task.label_field:
         raise ValueError(f"task {task.name!r} ({task.family}) has no label field to score against")
     return np.array([int(record[task.label_field]) for record in split.records], dtype=np.int64)
+
+
+def step_learning_rates(train: SyntheticSet, native: bool) -> torch.Tensor | None:
+    """Return the set's learned per-step learning rates (extra "lrs") under `native`, else None."""
+    if not native or "lrs" not in train.extras:
+        return None
+    lrs = train.extras["lrs"].detach().float().flatten()
+    if lrs.numel() == 0 or not torch.isfinite(lrs).all() or (lrs < 0).any():
+        raise ValueError(f"set of method {train.method!r}: extra 'lrs' must hold at least one finite, "
+                         f"non-negative learning rate per step; got {train.extras['lrs'].tolist()[:8]}")
+    return lrs
