@@ -4,6 +4,7 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 DATA_DIR ?= ../shared/data
 CACHE_DIR ?= .cache/tddbench
+RESULTS_DIR ?= results
 export TDDBENCH_DATA_DIR := $(abspath $(DATA_DIR))
 export TDDBENCH_CACHE_DIR := $(abspath $(CACHE_DIR))
 
@@ -27,8 +28,8 @@ $(STAMP): pyproject.toml requirements-weights.txt
 # failures), and then demo exits with the suite's status.
 demo: setup
 	$(BIN)/tddbench tasks
-	status=0; $(BIN)/tddbench run --suite quick --results-dir results || status=$$?; \
-	$(BIN)/tddbench leaderboard --results-dir results --output leaderboard && exit $$status
+	status=0; $(BIN)/tddbench run --suite quick --results-dir $(RESULTS_DIR) || status=$$?; \
+	$(BIN)/tddbench leaderboard --results-dir $(RESULTS_DIR) --output leaderboard && exit $$status
 
 test: setup
 	$(BIN)/python -m pytest -q
