@@ -220,10 +220,10 @@ class DiLM(Distiller):
                       gm_synthetic_batch=8, coreset_size=50, head_steps=5, candidates_per_example=4,
                       sample_batch_size=16),
         # The standard values follow the authors' released configurations (arumaekawa/DiLM,
-        # configs/train/lm.yaml and configs/train/dc.yaml): stage A 80,000 steps of 64 rows at lr
-        # 1e-5; stage B 20,000 generator steps at lr 3e-7 with 64 synthetic and 200 real rows per
+        # configs/train/lm.yaml and configs/train/dc.yaml). Stage A: 80,000 steps of 64 rows at lr
+        # 1e-5. Stage B: 20,000 generator steps at lr 3e-7 with 64 synthetic and 200 real rows per
         # class (k-means coresets of 200), the learner reset every 10 generator steps and trained
-        # 20 steps between them; 100 candidates per kept example; top-p 0.95. Their learner is
+        # 20 steps between them. Sampling: 100 candidates per kept example, top-p 0.95. Their learner is
         # BERT-base with only the classifier's gradient matched; here it is a linear head on frozen
         # MiniLM sentence embeddings, and their generator is GPT-2 (pass generator="gpt2" online).
         "standard": dict(lm_steps=80_000, lm_batch_size=64, lm_lr=1e-5, max_length=64, gm_steps=20_000,

@@ -223,7 +223,7 @@ def test_raising_and_hanging_methods_become_failure_records(tmp_path):
     assert by_method["test-over-budget"]["error"]["type"] == "BudgetError"
     assert "FAILED sst2/test-raises/b2/d0" in result.stdout
 
-    # A plain rerun keeps the failure records and says how to retry them.
+    # A plain rerun keeps the failure records and prints how to retry them.
     again = run_cli(*args)
     assert "3 of the already recorded runs are failures" in again.stdout
     assert "--overwrite failed" in again.stdout
@@ -295,7 +295,8 @@ def test_reused_work_counts_in_distillation_cost(tmp_path):
     suite = load_suite("smoke").replace(name="reusing", methods=("test-reuses",), learners=("tfidf-logreg",),
                                         random_seeds=None)
     summary = run_suite(suite, str(tmp_path), method_paths=paths)
-    assert summary.failed == 0 and summary.ok == 1
+    assert summary.failed == 0
+    assert summary.ok == 1
     (record,) = records(tmp_path, "reusing").values()
     assert record["distill_cost"]["reused_work_s"] == 30.0
     assert 30.0 <= record["distill_cost"]["wall_time_s"] < 60.0
@@ -305,7 +306,8 @@ def test_native_run_of_plain_set_reuses_standard_scores(tmp_path):
     suite = load_suite("smoke").replace(name="tracks", methods=("random",), learners=("tfidf-logreg",),
                                         random_seeds=None, tracks=("standard", "native"))
     summary = run_suite(suite, str(tmp_path))
-    assert summary.failed == 0 and summary.ok == 2
+    assert summary.failed == 0
+    assert summary.ok == 2
     found = records(tmp_path, "tracks")
     by_track = {r["track"]: r for r in found.values()}
     standard_key = next(key for key, r in found.items() if r["track"] == "standard")

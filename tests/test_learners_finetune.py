@@ -544,7 +544,8 @@ def test_native_track_replays_inner_loop(weight):
     train = attention_label_set(attention_lambda=weight)
     learner = learner_for("sst2")
     report = learner.fit(train, seed=3, native=True)
-    assert report.steps == 2 and len(report.losses) == 2
+    assert report.steps == 2
+    assert len(report.losses) == 2
     expected = replay_inner_loop(train, seed=3, weight=weight)
     for name, parameter in learner.model.named_parameters():
         torch.testing.assert_close(parameter.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -591,6 +592,8 @@ def test_attention_targets_on_text_set_rejected():
 def test_attention_targets_without_rates_ignored():
     train = attention_label_set()
     del train.extras["lrs"]
+    examples = ClassificationObjective(tasks.get("sst2"), MINILM, 64).prepare(None, train, native=True)
+    assert examples.attention_targets is None
     report = learner_for("sst2").fit(train, seed=0, native=True)
     assert report.steps == learners.get(MINILM_FINETUNE).recipe_for("smoke").steps
 

@@ -231,9 +231,9 @@ def warn_if_config_changed(cell: Cell, stored: Iterable[dict | None]) -> None:
         config.pop("task_fingerprint", None)
         changed = sorted(k for k in expected if k in config and config[k] != expected[k])
         if changed:
-            shown = ", ".join(f"{k} {config[k]!r} -> {expected[k]!r}" for k in changed[:4])
+            differences = ", ".join(f"{k} {config[k]!r} -> {expected[k]!r}" for k in changed[:4])
             logger.warning("%s: stored records were computed with another configuration (%s); they are kept. "
-                           "Use --overwrite all or another --results-dir to run the new one", cell.label, shown)
+                           "Use --overwrite all or another --results-dir to run the new one", cell.label, differences)
             return
 
 
@@ -275,7 +275,7 @@ def run_cell(cell: Cell, results_dir: str, overwrite: Overwrite = "never") -> Ce
     contamination = audit(synthetic, data)
     # A set without soft labels or extras trains the same way under both tracks, so its native run
     # takes the scores of the standard run with the same learner and seed instead of training twice.
-    same_on_both_tracks = synthetic.content_hash() == standard_view(synthetic).content_hash()
+    same_on_both_tracks = summary["hash"] == standard_view(synthetic).content_hash()
     for run in pending:
         fields = base_record(cell, run, task, method_cls, recipe_id_for(run.learner, cell.tier), data.fingerprint)
         fields.update(synthetic_set=summary, distill_cost=distill_cost, contamination=contamination)

@@ -90,9 +90,9 @@ class BatchSampler:
     """Endless seeded batches of indices: each epoch is a fresh permutation cut into batches.
 
     With `lengths` and more than GROUP_BATCHES batches of rows, each permutation is cut into
-    chunks of GROUP_BATCHES batches, every chunk is sorted by length (longest first) before it
-    is cut, and the epoch's batches are then shuffled: rows of similar length share a batch, so
-    less of it is padding. Smaller sets get plain random batches.
+    chunks of GROUP_BATCHES batches. Every chunk is sorted by length (longest first) and cut into
+    batches, and the epoch's batches are then shuffled. Rows of similar length thus share a
+    batch, so less of it is padding. Smaller sets get plain random batches.
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, lengths: Sequence[int] | None = None) -> None:
@@ -528,15 +528,15 @@ class EncoderFinetuneLearner(Learner):
             examples = self.objective.prepare(self.tokenizer, train, native)
             if step_lrs is not None:
                 # Native track: the distiller's inner loop, with its attention loss when the set has targets.
-                weight = 0.0
-                if with_attention:
-                    weight = attention_lambda(train)
-                    check_attention_shape(train, examples.attention_targets, model)
-                whole = {k: v.to(self.device) for k, v in examples.collate(list(range(len(examples)))).items()}
                 compute_loss = self.objective.loss
                 if with_attention:
+                    check_attention_shape(train, examples.attention_targets, model)
+                    weight = attention_lambda(train)
+
                     def compute_loss(net: nn.Module, batch: Batch) -> torch.Tensor:
                         return self.objective.loss(net, batch, weight)
+
+                whole = {k: v.to(self.device) for k, v in examples.collate(list(range(len(examples)))).items()}
                 losses, tokens = learned_rate_steps(model, whole, compute_loss, step_lrs)
             else:
                 lengths = examples.lengths() if self.recipe.option("length_grouped", False) else None
